@@ -1,0 +1,1 @@
+"""covey: the device — configuration, CLI, the assistant pipeline."""

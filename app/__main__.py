@@ -1,0 +1,5 @@
+"""`python -m app` = `covey`."""
+
+from app.cli import entry_point
+
+entry_point()

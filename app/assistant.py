@@ -1,0 +1,137 @@
+"""One turn of the assistant: store the prompt, stream the answer into the store, title it.
+
+The answer is committed to the store every few pieces (so a crash loses at most those, and
+other processes and devices see it grow), and the caller gets each piece as it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app import pipeline
+from app.config import Config
+from app.errors import UsageError
+from models.base import ChatModel, GenerationParams
+from sync.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Commit the streamed answer after this many pieces or this many seconds, whichever first.
+COMMIT_EVERY_PIECES = 4
+COMMIT_EVERY_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation_id: str
+    prompt_id: str
+    answer_id: str
+    new_conversation: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    turn: Turn
+    text: str
+    status: str  # done | cancelled | failed
+
+
+class Assistant:
+    """Ties a store, a model and the settings together for asking questions."""
+
+    def __init__(self, store: Store, model: ChatModel, config: Config) -> None:
+        self.store = store
+        self.model = model
+        self.config = config
+
+    def params(self, **overrides: object) -> GenerationParams:
+        values: dict[str, object] = {
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.temperature,
+            "top_p": self.config.top_p,
+            "seed": self.config.seed,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return GenerationParams(**values)  # type: ignore[arg-type]
+
+    def start(
+        self, prompt: str, conversation_id: str | None = None, system_prompt: str | None = None
+    ) -> Turn:
+        """Record the prompt and an empty answer to stream into."""
+        if not prompt.strip():
+            raise UsageError("the prompt is empty; say what you want to ask")
+        new = conversation_id is None
+        if conversation_id is None:
+            conversation_id = self.store.create_conversation(
+                system_prompt=system_prompt or self.config.system_prompt
+            )
+        elif system_prompt:
+            self.store.set_system_prompt(conversation_id, system_prompt)
+        prompt_id = self.store.add_message(conversation_id, "user", prompt)
+        answer_id = self.store.add_message(
+            conversation_id, "assistant", "", parent_id=prompt_id, status="streaming",
+            model=self.model.info.name,
+        )
+        return Turn(conversation_id, prompt_id, answer_id, new)
+
+    def answer(
+        self,
+        turn: Turn,
+        params: GenerationParams,
+        on_piece: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Answer:
+        """Generate the answer for `turn`, streaming it into the store and to `on_piece`."""
+        conv = self.store.conversation(turn.conversation_id)
+        messages = pipeline.build_prompt(
+            conv.thread(turn.prompt_id), conv.system_prompt, self.model, params
+        )
+        committed, pending, last_commit = [], [], time.monotonic()
+        status = "failed"
+        try:
+            for piece in pipeline.generate(self.model, messages, params, cancel):
+                pending.append(piece)
+                if on_piece is not None:
+                    on_piece(piece)
+                if len(pending) >= COMMIT_EVERY_PIECES or (
+                    time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS
+                ):
+                    self.store.append_text(turn.conversation_id, turn.answer_id, "".join(pending))
+                    committed.extend(pending)
+                    pending, last_commit = [], time.monotonic()
+            status = "cancelled" if cancel is not None and cancel.is_set() else "done"
+        except KeyboardInterrupt:
+            status = "cancelled"
+            raise
+        finally:
+            # Whatever happened, keep what was generated and say how the answer ended.
+            self.store.finish_message(
+                turn.conversation_id, turn.answer_id, status, "".join(pending)
+            )
+            committed.extend(pending)
+        text = "".join(committed)
+        if turn.new_conversation and self.config.auto_title and status == "done":
+            self._title(turn, conv.thread(turn.prompt_id)[-1].text, text)
+        return Answer(turn, text, status)
+
+    def ask(
+        self,
+        prompt: str,
+        conversation_id: str | None = None,
+        system_prompt: str | None = None,
+        params: GenerationParams | None = None,
+        on_piece: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Answer:
+        turn = self.start(prompt, conversation_id, system_prompt)
+        return self.answer(turn, params or self.params(), on_piece, cancel)
+
+    def _title(self, turn: Turn, prompt: str, answer: str) -> None:
+        title = pipeline.make_title(self.model, prompt, answer)
+        # Someone may have renamed it meanwhile (another process or device): theirs wins.
+        if self.store.conversation(turn.conversation_id).title_source == "auto":
+            self.store.set_title(turn.conversation_id, title, source="auto")

@@ -1,0 +1,100 @@
+"""`covey bench model`: covey's generation path against llama-cpp-python called directly.
+
+Both run in this process on the same model file, prompt and settings, in alternating rounds so
+that warm-up and machine noise fall on both alike. Figures: tokens per second (completion
+tokens / time from request to last token) and time to first token.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from app.context import Context
+from app.errors import ModelError
+from models.base import ChatMessage, GenerationParams
+from models.llama import LlamaCppModel
+
+PROMPT: list[ChatMessage] = [
+    {"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}
+]
+
+
+def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | None) -> dict[str, Any]:
+    model = ctx.model
+    if not isinstance(model, LlamaCppModel):
+        raise ModelError("covey bench model measures a GGUF model; --model fake has no raw path")
+    from llama_cpp import Llama
+
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
+    covey_llm = model.llama
+    raw_llm = Llama(model_path=model.info.path, n_ctx=covey_llm.n_ctx(),
+                    n_threads=ctx.config.threads, verbose=False)
+
+    def covey_run() -> Iterator[str]:
+        return model.stream(PROMPT, params)
+
+    def raw_run() -> Iterator[str]:
+        stream = raw_llm.create_chat_completion(
+            messages=PROMPT, max_tokens=max_tokens, temperature=0.0, top_p=params.top_p,
+            seed=1, stream=True,
+        )
+        for chunk in stream:  # type: ignore[union-attr]
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+
+    def count(text: str) -> int:
+        return len(covey_llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    results: dict[str, list[tuple[float, float, int]]] = {"covey": [], "raw": []}
+    _measure(covey_run, count)  # warm-up: first-call costs must not land on either side
+    _measure(raw_run, count)
+    for i in range(rounds):
+        order = [("covey", covey_run), ("raw", raw_run)]
+        for name, fn in order if i % 2 == 0 else reversed(order):
+            results[name].append(_measure(fn, count))
+            if progress is not None:
+                tok_s = results[name][-1][2] / results[name][-1][1]
+                print(f"round {i + 1}/{rounds} {name:>5}: {tok_s:7.1f} tok/s", file=progress)
+    covey_tok_s = _median_rate(results["covey"])
+    raw_tok_s = _median_rate(results["raw"])
+    return {
+        "model": model.info.name,
+        "max_tokens": max_tokens,
+        "rounds": rounds,
+        "completion_tokens": results["covey"][-1][2],
+        "covey_tok_s": round(covey_tok_s, 2),
+        "raw_tok_s": round(raw_tok_s, 2),
+        "ratio": round(covey_tok_s / raw_tok_s, 4) if raw_tok_s else None,
+        "covey_ttft_ms": round(statistics.median(r[0] for r in results["covey"]) * 1000, 1),
+        "raw_ttft_ms": round(statistics.median(r[0] for r in results["raw"]) * 1000, 1),
+    }
+
+
+def _measure(run: Callable[[], Iterator[str]], count: Callable[[str], int]) -> tuple[float, float, int]:
+    """(time to first piece, total time, completion tokens) of one generation."""
+    start = time.perf_counter()
+    first: float | None = None
+    pieces: list[str] = []
+    for piece in run():
+        if first is None:
+            first = time.perf_counter() - start
+        pieces.append(piece)
+    total = time.perf_counter() - start
+    return (first or total, total, count("".join(pieces)))
+
+
+def _median_rate(samples: list[tuple[float, float, int]]) -> float:
+    return statistics.median(tokens / total for _, total, tokens in samples if total > 0)
+
+
+def print_model_report(report: dict[str, Any]) -> None:
+    print(f"model            {report['model']}")
+    print(f"tokens/answer    {report['completion_tokens']} (max {report['max_tokens']}), "
+          f"{report['rounds']} rounds each")
+    print(f"covey            {report['covey_tok_s']:8.1f} tok/s   first token {report['covey_ttft_ms']} ms")
+    print(f"llama-cpp-python {report['raw_tok_s']:8.1f} tok/s   first token {report['raw_ttft_ms']} ms")
+    print(f"ratio            {report['ratio']}")

@@ -1,0 +1,155 @@
+"""`covey` on the command line: the argument parser and the one place errors become messages.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit, never a traceback
+(`--log-level debug` shows tracebacks for unexpected ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from app import commands
+from app.errors import CoveyError
+
+log = logging.getLogger("covey")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default=argparse.SUPPRESS, metavar="PATH",
+                        help="GGUF model file to run (default: the bundled SmolLM2-135M)")
+    common.add_argument("--log-level", default=argparse.SUPPRESS,
+                        choices=["debug", "info", "warning", "error"],
+                        help="how much to log on stderr (default: warning)")
+    parser = argparse.ArgumentParser(
+        prog="covey", parents=[common],
+        description="A personal assistant that lives on all of your devices. "
+        "With no command, starts an interactive chat.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = sub.add_parser("ask", parents=[common], help="ask a question; the answer streams to stdout",
+                         description="Ask the assistant. Text piped on stdin is appended to the prompt.")
+    ask.add_argument("prompt", nargs="*", help="what to ask")
+    where = ask.add_mutually_exclusive_group()
+    where.add_argument("-c", "--continue", dest="continue_", action="store_true",
+                       help="continue the most recent conversation")
+    where.add_argument("--conversation", "--cid", metavar="ID",
+                       help="continue conversation ID (a unique prefix is enough)")
+    ask.add_argument("--system", metavar="TEXT", help="system prompt for this conversation")
+    ask.add_argument("--max-tokens", type=_positive_int, metavar="N", help="longest answer, in tokens")
+    ask.add_argument("--temperature", type=_temperature, metavar="T", help="sampling temperature (0-5)")
+    ask.add_argument("--top-p", type=_probability, metavar="P", help="nucleus sampling (0-1]")
+    ask.add_argument("--seed", type=int, metavar="N", help="random seed, for repeatable answers")
+
+    history = sub.add_parser("history", parents=[common], help="list conversations, newest first")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    history.add_argument("-n", "--limit", type=_positive_int, default=50, metavar="N",
+                         help="how many (default 50)")
+    history.add_argument("--all", action="store_true", help="include archived conversations")
+
+    show = sub.add_parser("show", parents=[common], help="print the messages of a conversation")
+    show.add_argument("id", help="conversation id (a unique prefix is enough)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    search = sub.add_parser("search", parents=[common], help="full-text search over all messages")
+    search.add_argument("words", nargs="+", help="words that must all appear")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument("-n", "--limit", type=_positive_int, default=20, metavar="N")
+
+    export = sub.add_parser("export", parents=[common], help="export one or all conversations")
+    export.add_argument("id", nargs="?", help="conversation id (default: all)")
+    export.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+    imp = sub.add_parser("import", parents=[common], help="import conversations from a JSON export")
+    imp.add_argument("file", help="a file written by `covey export --format json` (- for stdin)")
+
+    rm = sub.add_parser("rm", parents=[common], help="delete a conversation")
+    rm.add_argument("id", help="conversation id")
+
+    title = sub.add_parser("title", parents=[common], help="rename a conversation")
+    title.add_argument("id", help="conversation id")
+    title.add_argument("title", nargs="+", help="the new title")
+
+    bench = sub.add_parser("bench", parents=[common], help="measure speed")
+    bench_sub = bench.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    bench_model = bench_sub.add_parser(
+        "model", parents=[common],
+        help="tokens/s through covey vs llama-cpp-python called directly, in one run")
+    bench_model.add_argument("--json", action="store_true", help="print JSON")
+    bench_model.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
+    bench_model.add_argument("--rounds", type=_positive_int, default=3, metavar="N")
+
+    sub.add_parser("doctor", parents=[common],
+                   help="check versions, the model file, the data directory and the store")
+    sub.add_parser("chat", parents=[common], help="interactive chat (the default)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = getattr(args, "log_level", "warning")
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return commands.run(args)
+    except CoveyError as exc:
+        print(f"covey: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ncovey: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()  # `covey history | head` closed the pipe: not an error
+        return 0
+    except Exception as exc:  # the last line of defence: still one line, no traceback
+        log.debug("unexpected error", exc_info=True)
+        print(f"covey: internal error: {type(exc).__name__}: {exc} "
+              "(run with --log-level debug for details)", file=sys.stderr)
+        return 70
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value <= 5.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 5: {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1]: {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""What each `covey` command does. The parser lives in cli.py; errors surface as CoveyError."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from app import exporting
+from app.context import Context
+from app.errors import UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = Context(model=getattr(args, "model", None))
+    try:
+        handler = HANDLERS[args.command or "chat"]
+        return handler(ctx, args)
+    finally:
+        ctx.close()
+
+
+def ask(ctx: Context, args: argparse.Namespace) -> int:
+    prompt = " ".join(args.prompt)
+    piped = read_stdin()
+    if piped:
+        prompt = f"{prompt}\n\n{piped}" if prompt else piped
+    if not prompt.strip():
+        raise UsageError("nothing to ask: give a prompt, e.g. covey ask \"What is a CRDT?\"")
+    store = ctx.store
+    conv_id = None
+    if args.continue_:
+        conv_id = store.latest_conversation_id()
+        if conv_id is None:
+            raise UsageError("there is no conversation to continue yet; drop --continue")
+    elif args.conversation:
+        conv_id = store.resolve(args.conversation)
+    assistant = ctx.assistant
+    params = assistant.params(
+        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+        seed=args.seed,
+    )
+    turn = assistant.start(prompt, conv_id, args.system)
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    answer = assistant.answer(turn, params, on_piece=show)
+    sys.stdout.write("\n")
+    if answer.status != "done":
+        print(f"covey: answer {answer.status}", file=sys.stderr)
+    return 0
+
+
+def read_stdin() -> str:
+    """Text piped into covey ('' for a terminal); non-UTF-8 bytes are a clear error."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin is not UTF-8 text (bad byte at position {exc.start}); convert it first, "
+            "e.g. with iconv"
+        ) from None
+
+
+def history(ctx: Context, args: argparse.Namespace) -> int:
+    rows = ctx.store.list_conversations(limit=args.limit, include_archived=args.all)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("No conversations yet. Ask something: covey ask \"Hello\"")
+    for r in rows:
+        stamp = r.updated_at[:16].replace("T", " ")
+        flag = " [archived]" if r.archived else ""
+        print(f"{r.id[:12]}  {stamp}  {r.message_count:>4} msgs  {r.title}{flag}")
+    return 0
+
+
+def show(ctx: Context, args: argparse.Namespace) -> int:
+    store = ctx.store
+    conv_id = store.resolve(args.id)
+    summary = store.summary(conv_id)
+    messages = store.messages(conv_id)
+    if args.json:
+        payload = asdict(summary) | {"messages": [asdict(m) for m in messages]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    print(f"# {summary.title}  ({summary.id})")
+    if summary.system_prompt:
+        print(f"system: {summary.system_prompt}")
+    for m in messages:
+        label = "you" if m.role == "user" else m.role
+        extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
+        status = f" [{m.status}]" if m.status != "done" else ""
+        print(f"\n{label}{extra}{status}:\n{m.text}")
+    return 0
+
+
+def search(ctx: Context, args: argparse.Namespace) -> int:
+    hits = ctx.store.search(" ".join(args.words), limit=args.limit)
+    if args.json:
+        print(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("No matches.")
+    for h in hits:
+        print(f"{h.conversation_id[:12]}  {h.conversation_title}\n    {h.role}: {h.snippet}")
+    return 0
+
+
+def export(ctx: Context, args: argparse.Namespace) -> int:
+    store = ctx.store
+    if args.id:
+        ids = [store.resolve(args.id)]
+    else:
+        ids = [r.id for r in reversed(store.list_conversations(include_archived=True))]
+    conversations = [store.conversation(i) for i in ids]
+    text = exporting.to_json(conversations) if args.format == "json" else exporting.to_markdown(conversations)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        print(f"exported {len(conversations)} conversation(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def import_(ctx: Context, args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.file} is not UTF-8 text; is it a covey JSON export?") from None
+    conversations = exporting.parse_json(text)
+    added = sum(exporting.restore(ctx.store, c) for c in conversations)
+    print(f"imported {len(conversations)} conversation(s), {added} new message(s)")
+    return 0
+
+
+def rm(ctx: Context, args: argparse.Namespace) -> int:
+    conv_id = ctx.store.resolve(args.id)
+    title = ctx.store.summary(conv_id).title
+    ctx.store.delete_conversation(conv_id)
+    print(f"deleted {conv_id[:12]} ({title})")
+    return 0
+
+
+def title(ctx: Context, args: argparse.Namespace) -> int:
+    new_title = " ".join(" ".join(args.title).split())
+    if not new_title:
+        raise UsageError("the title is empty")
+    conv_id = ctx.store.resolve(args.id)
+    ctx.store.set_title(conv_id, new_title)
+    print(f"{conv_id[:12]} is now titled {new_title!r}")
+    return 0
+
+
+def bench(ctx: Context, args: argparse.Namespace) -> int:
+    from app.bench import bench_model, print_model_report
+
+    report = bench_model(ctx, max_tokens=args.max_tokens, rounds=args.rounds,
+                         progress=None if args.json else sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_model_report(report)
+    return 0
+
+
+def doctor(ctx: Context, args: argparse.Namespace) -> int:
+    from app.doctor import run_checks
+
+    return run_checks(ctx)
+
+
+def chat(ctx: Context, args: argparse.Namespace) -> int:
+    import tui
+
+    return tui.main(ctx)
+
+
+HANDLERS = {
+    "ask": ask, "history": history, "show": show, "search": search, "export": export,
+    "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
+}

@@ -1,0 +1,148 @@
+"""Where covey keeps its files, and the settings in config.toml.
+
+`COVEY_HOME` overrides every location (tests always set it; nothing touches the real home).
+Without it, platformdirs gives the usual per-user data and config directories. Nothing here runs
+at import time: a `Paths` is made when a command starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from app.errors import ConfigError
+
+APP_NAME = "covey"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The directories of one covey home."""
+
+    config_dir: Path
+    data_dir: Path
+
+    @classmethod
+    def discover(cls) -> Paths:
+        home = os.environ.get("COVEY_HOME")
+        if home:
+            root = Path(home).expanduser()
+            return cls(config_dir=root, data_dir=root)
+        return cls(
+            config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
+            data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
+        )
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "covey.db"
+
+    @property
+    def identity_dir(self) -> Path:
+        return self.data_dir / "identity"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.data_dir / "locks"
+
+    def ensure(self) -> None:
+        for directory in (self.config_dir, self.data_dir, self.locks_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class Config:
+    """Settings from config.toml; every field has a sensible default."""
+
+    model: str | None = None  # GGUF path; empty = the bundled SmolLM2
+    context_length: int = 4096
+    threads: int | None = None
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int | None = None
+    system_prompt: str | None = None
+    auto_title: bool = True
+    device_name: str = field(default_factory=socket.gethostname)
+    compact_after: int = 256  # updates per conversation before they are folded into a snapshot
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        if not path.exists():
+            return cls()
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        return cls.from_mapping(raw, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], source: str = "config") -> Config:
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(known)})")
+            values[key] = _check_type(key, value, cls.__dataclass_fields__[key].type, source)
+        config = cls(**values)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "config") -> None:
+        if self.context_length < 256:
+            raise ConfigError(f"{source}: context_length must be at least 256")
+        if self.max_tokens < 1:
+            raise ConfigError(f"{source}: max_tokens must be at least 1")
+        if not 0.0 <= self.temperature <= 5.0:
+            raise ConfigError(f"{source}: temperature must be between 0 and 5")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"{source}: top_p must be in (0, 1]")
+        if self.compact_after < 2:
+            raise ConfigError(f"{source}: compact_after must be at least 2")
+
+    def save(self, path: Path) -> None:
+        """Write the settings that differ from the defaults, as TOML."""
+        defaults = asdict(Config())
+        lines = ["# covey settings; see README.md, 'Configuration'"]
+        for key, value in asdict(self).items():
+            if value is not None and value != defaults[key]:
+                lines.append(f"{key} = {_toml_value(value)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:
+    wanted = str(annotation)
+    if "bool" in wanted:
+        ok = isinstance(value, bool)
+    elif "int" in wanted and "float" not in wanted:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif "float" in wanted:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{source}: {key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string

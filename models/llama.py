@@ -1,0 +1,121 @@
+"""llama-cpp-python behind covey's ChatModel interface.
+
+The model loads lazily (commands that never generate never pay for it) and the GGUF's own chat
+template formats prompts, through the same code path llama-cpp-python uses for
+`create_chat_completion`, so token counts match what generation sees.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.errors import ContextOverflowError, ModelError
+from models.base import ChatMessage, GenerationParams, ModelInfo
+from models.gguf import check_gguf
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
+
+
+class LlamaCppModel:
+    """A GGUF model run in-process by llama.cpp."""
+
+    def __init__(self, path: Path, context_length: int = 4096, threads: int | None = None) -> None:
+        check_gguf(path)
+        self._path = path
+        self._n_ctx = context_length
+        self._threads = threads
+        self._llm: Llama | None = None
+        self._formatter: Any = None
+        # llama.cpp contexts are not thread-safe: one generation at a time per instance.
+        self._lock = threading.Lock()
+
+    @property
+    def info(self) -> ModelInfo:
+        ctx = self._llm.n_ctx() if self._llm is not None else self._n_ctx
+        return ModelInfo(name=self._path.stem, path=str(self._path), context_length=ctx)
+
+    @property
+    def llama(self) -> Llama:
+        """The underlying `llama_cpp.Llama`, loaded on first use."""
+        if self._llm is None:
+            self._llm = self._load()
+        return self._llm
+
+    def _load(self) -> Llama:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        log.debug("loading model %s (n_ctx=%d)", self._path, self._n_ctx)
+        try:
+            llm = Llama(
+                model_path=str(self._path),
+                n_ctx=self._n_ctx,
+                n_threads=self._threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"cannot load model {self._path}: llama.cpp refused it ({exc}); "
+                "is it a complete GGUF language model?"
+            ) from None
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=_token_text(llm, llm.token_eos()),
+                bos_token=_token_text(llm, llm.token_bos()),
+            )
+        return llm
+
+    def count_tokens(self, messages: Sequence[ChatMessage]) -> int:
+        llm = self.llama
+        if self._formatter is not None:
+            prompt = self._formatter(messages=list(messages)).prompt
+        else:  # no template in the file: llama-cpp-python falls back to a generic format
+            prompt = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        return len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str]:
+        llm = self.llama
+        with self._lock:
+            try:
+                chunks = llm.create_chat_completion(
+                    messages=list(messages),  # type: ignore[arg-type]
+                    max_tokens=params.max_tokens,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    seed=params.seed,
+                    stop=list(params.stop) or None,
+                    stream=True,
+                )
+            except ValueError as exc:
+                raise ContextOverflowError(f"the prompt does not fit the model: {exc}") from None
+            try:
+                for chunk in chunks:  # type: ignore[union-attr]
+                    if cancel is not None and cancel.is_set():
+                        break
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except ValueError as exc:
+                raise ModelError(f"generation failed: {exc}") from None
+            finally:
+                chunks.close()  # type: ignore[union-attr]
+
+
+def _token_text(llm: Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="ignore")

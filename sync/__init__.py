@@ -1,0 +1,1 @@
+"""Conversation store (Loro documents persisted in SQLite), identity, and (later) peer sync."""

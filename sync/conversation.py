@@ -1,0 +1,178 @@
+"""The shape of a conversation document, and reading/writing it.
+
+One Loro document per conversation:
+  meta      map: title, title_source ("auto"|"user"), created_at, created_by, system_prompt,
+            archived, deleted (a tombstone: the document stays so the deletion syncs)
+  messages  list of maps: id, role, text (LoroText, so an answer can be streamed into it),
+            created_at, device, model, status, parent_id
+
+Reading is defensive: a document that arrived from elsewhere may hold anything, and a malformed
+entry is skipped rather than crashing a list or the view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
+
+ROLES = ("system", "user", "assistant")
+#: Message status values: a prompt is "done" at once; an answer streams, then ends one way.
+STATUSES = ("streaming", "done", "cancelled", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    role: str
+    text: str
+    created_at: str
+    device: str | None = None
+    model: str | None = None
+    status: str = "done"
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    title: str
+    created_at: str
+    created_by: str | None = None
+    system_prompt: str | None = None
+    title_source: str = "auto"
+    archived: bool = False
+    deleted: bool = False
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def updated_at(self) -> str:
+        stamps = [self.created_at] + [m.created_at for m in self.messages]
+        return max(stamps)
+
+    def message(self, message_id: str) -> Message | None:
+        return next((m for m in self.messages if m.id == message_id), None)
+
+    def thread(self, leaf_id: str | None = None) -> list[Message]:
+        """The messages leading to `leaf_id` (default: the last message), oldest first.
+
+        Follows parent links, so an edited prompt that branched off earlier yields only its own
+        branch; messages without a parent link fall back to list order.
+        """
+        if not self.messages:
+            return []
+        by_id = {m.id: m for m in self.messages}
+        current = by_id.get(leaf_id) if leaf_id else self.messages[-1]
+        chain: list[Message] = []
+        seen: set[str] = set()
+        while current is not None and current.id not in seen:
+            seen.add(current.id)
+            chain.append(current)
+            current = by_id.get(current.parent_id) if current.parent_id else None
+        return list(reversed(chain))
+
+
+def init_conversation(
+    doc: LoroDoc, *, title: str, created_at: str, created_by: str, system_prompt: str | None
+) -> None:
+    meta = doc.get_map("meta")
+    meta.insert("title", title)
+    meta.insert("title_source", "auto")
+    meta.insert("created_at", created_at)
+    meta.insert("created_by", created_by)
+    if system_prompt:
+        meta.insert("system_prompt", system_prompt)
+    meta.insert("archived", False)
+    meta.insert("deleted", False)
+
+
+def set_meta(doc: LoroDoc, **values: Any) -> None:
+    meta = doc.get_map("meta")
+    for key, value in values.items():
+        meta.insert(key, value)
+
+
+def append_message(doc: LoroDoc, message: Message) -> LoroText:
+    """Add `message` at the end of the list; return its text container for streaming."""
+    messages = doc.get_list("messages")
+    entry = messages.insert_container(len(messages), LoroMap())
+    for key in ("id", "role", "created_at", "device", "model", "status", "parent_id"):
+        value = getattr(message, key)
+        if value is not None:
+            entry.insert(key, value)
+    text = entry.insert_container("text", LoroText())
+    if message.text:
+        text.insert(0, message.text)
+    return text
+
+
+def message_map(doc: LoroDoc, message_id: str) -> LoroMap | None:
+    """The map of message `message_id`, scanning from the end (new messages are written to)."""
+    messages = doc.get_list("messages")
+    for index in range(len(messages) - 1, -1, -1):
+        item = messages.get(index)
+        if not isinstance(item, ValueOrContainer.Container):
+            continue
+        container = item.container
+        if isinstance(container, LoroMap) and _plain(container.get("id")) == message_id:
+            return container
+    return None
+
+
+def message_text(entry: LoroMap) -> LoroText | None:
+    item = entry.get("text")
+    if isinstance(item, ValueOrContainer.Container) and isinstance(item.container, LoroText):
+        return item.container
+    return None
+
+
+def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
+    """The conversation in `doc`, or None if the document has no valid conversation meta."""
+    value = doc.get_deep_value()
+    meta = value.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("created_at"), str):
+        return None
+    raw_messages = value.get("messages")
+    messages = [m for m in map(_message, raw_messages if isinstance(raw_messages, list) else []) if m]
+    return Conversation(
+        id=doc_id,
+        title=_str(meta.get("title")) or "Untitled",
+        created_at=meta["created_at"],
+        created_by=_str(meta.get("created_by")),
+        system_prompt=_str(meta.get("system_prompt")),
+        title_source=_str(meta.get("title_source")) or "auto",
+        archived=meta.get("archived") is True,
+        deleted=meta.get("deleted") is True,
+        messages=messages,
+    )
+
+
+def _message(raw: Any) -> Message | None:
+    if not isinstance(raw, dict):
+        return None
+    ident, role, created = raw.get("id"), raw.get("role"), raw.get("created_at")
+    if not (isinstance(ident, str) and role in ROLES and isinstance(created, str)):
+        return None
+    status = raw.get("status")
+    return Message(
+        id=ident,
+        role=role,
+        text=_str(raw.get("text")) or "",
+        created_at=created,
+        device=_str(raw.get("device")),
+        model=_str(raw.get("model")),
+        status=status if status in STATUSES else "done",
+        parent_id=_str(raw.get("parent_id")),
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _plain(item: Any) -> Any:
+    """The plain value of a `ValueOrContainer`, or None for a container."""
+    # (`is_container` is a static method in loro-py: test the variant class instead.)
+    return item.value if isinstance(item, ValueOrContainer.Value) else None
+

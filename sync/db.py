@@ -1,0 +1,163 @@
+"""Opening the SQLite file and migrating its schema.
+
+Schema changes are an ordered list of named functions, each applied once and recorded (as
+simonw/llm does). Connections run in autocommit mode; writers take `BEGIN IMMEDIATE` so that
+several covey processes on one home queue for the write lock instead of failing with
+"database is locked" when a read transaction tries to upgrade.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+from app.errors import CorruptStoreError, StoreError
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 60_000
+MIGRATIONS_TABLE = "_covey_migrations"
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def m001_updates_and_snapshots(db: sqlite_utils.Database) -> None:
+    """The source of truth: Loro update bytes, in local sequence order, and folded snapshots."""
+    db.execute("CREATE TABLE covey_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    # AUTOINCREMENT: a sequence number is never reused after compaction deletes rows, so a
+    # process that remembers "seen up to N" can never miss a later row that reused N.
+    db.execute(
+        "CREATE TABLE updates (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " doc_id TEXT NOT NULL, data BLOB NOT NULL)"
+    )
+    db.execute("CREATE INDEX updates_doc_seq ON updates (doc_id, seq)")
+    db.execute(
+        "CREATE TABLE snapshots (doc_id TEXT PRIMARY KEY, data BLOB NOT NULL,"
+        " upto_seq INTEGER NOT NULL)"
+    )
+    db.execute("CREATE TABLE writers (slot INTEGER PRIMARY KEY, peer_id INTEGER NOT NULL UNIQUE)")
+
+
+def m002_materialized_view(db: sqlite_utils.Database) -> None:
+    """Lists and search read these rows; they are kept current from the documents."""
+    db.execute(
+        "CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, message_count INTEGER NOT NULL,"
+        " archived INTEGER NOT NULL DEFAULT 0, system_prompt TEXT, created_by TEXT)"
+    )
+    db.execute("CREATE INDEX conversations_updated ON conversations (updated_at DESC)")
+    db.execute(
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL,"
+        " position INTEGER NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, device TEXT, model TEXT, status TEXT NOT NULL,"
+        " parent_id TEXT)"
+    )
+    db.execute("CREATE INDEX messages_conversation ON messages (conversation_id, position)")
+    # The FTS index is external-content with triggers (the layout sqlite-utils' enable_fts makes),
+    # written out here because enable_fts runs executescript, which would commit our migration
+    # transaction half-way.
+    for statement in FTS_STATEMENTS:
+        db.execute(statement)
+
+
+FTS_STATEMENTS = [
+    "CREATE VIRTUAL TABLE messages_fts USING FTS5"
+    " (text, tokenize='porter unicode61', content='messages')",
+    "CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+    " INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text); END",
+    "CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+    " INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);"
+    " END",
+    "CREATE TRIGGER messages_au AFTER UPDATE ON messages BEGIN"
+    " INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);"
+    " INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text); END",
+]
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("m001_updates_and_snapshots", m001_updates_and_snapshots),
+    ("m002_materialized_view", m002_materialized_view),
+]
+
+
+def open_database(path: Path, migrations: list[tuple[str, Migration]] | None = None) -> sqlite_utils.Database:
+    """Open (creating if needed) the store at `path`, migrated to the latest schema."""
+    _check_header(path)
+    try:
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit that returned is on disk; an acknowledged write survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        db = sqlite_utils.Database(conn)
+        _check_is_covey(db, path)
+        migrate(db, MIGRATIONS if migrations is None else migrations)
+    except sqlite3.DatabaseError as exc:
+        raise CorruptStoreError(
+            f"{path} is damaged or not a covey store ({exc}); move it aside to start afresh"
+        ) from None
+    return db
+
+
+def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> list[str]:
+    """Apply the migrations not yet recorded, in order; return the names applied now."""
+    applied_now: list[str] = []
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    for name, migration in migrations:
+        with transaction(db):
+            done = db.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", [name]).fetchone()
+            if done:
+                continue
+            migration(db)
+            db.execute(f"INSERT INTO {MIGRATIONS_TABLE} VALUES (?, ?)", [name, time.time()])
+            applied_now.append(name)
+    return applied_now
+
+
+class transaction:
+    """`BEGIN IMMEDIATE` … COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.conn = db.conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to the store: {exc}") from None
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _check_header(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {path}: {exc.strerror}") from None
+    if header != SQLITE_HEADER:
+        raise CorruptStoreError(
+            f"{path} is not a covey store (not an SQLite database); move it aside to start afresh"
+        )
+
+
+def _check_is_covey(db: sqlite_utils.Database, path: Path) -> None:
+    tables = set(db.table_names())
+    if tables and MIGRATIONS_TABLE not in tables:
+        raise CorruptStoreError(
+            f"{path} is an SQLite database but not a covey store; point COVEY_HOME elsewhere"
+        )

@@ -1,0 +1,90 @@
+"""This device's identity: a key pair and a self-signed certificate, made on first run.
+
+The device id is a hash of the certificate (as Syncthing does), so it cannot be claimed without
+the private key; peers pin the certificate's fingerprint. The key file is mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from app.errors import StoreError
+
+KEY_FILE = "device.key"
+CERT_FILE = "device.crt"
+CERT_YEARS = 20
+
+
+@dataclass(frozen=True)
+class Identity:
+    key_path: Path
+    cert_path: Path
+    cert_der: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the DER certificate, hex: what peers pin."""
+        return hashlib.sha256(self.cert_der).hexdigest()
+
+    @property
+    def device_id(self) -> str:
+        return device_id_from_cert(self.cert_der)
+
+
+def device_id_from_cert(cert_der: bytes) -> str:
+    """Grouped base32 of the certificate hash: 'ABCDEFG-HIJKLMN-OPQRSTU-VWXYZ23-4567ABC'."""
+    digest = base64.b32encode(hashlib.sha256(cert_der).digest()).decode("ascii")[:35]
+    return "-".join(digest[i : i + 7] for i in range(0, 35, 7))
+
+
+def load_or_create(directory: Path, device_name: str) -> Identity:
+    """This device's identity, generating it the first time."""
+    key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
+    if not (key_path.exists() and cert_path.exists()):
+        _generate(directory, key_path, cert_path, device_name)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read this device's certificate {cert_path}: {exc}") from None
+    return Identity(key_path, cert_path, cert.public_bytes(serialization.Encoding.DER))
+
+
+def _generate(directory: Path, key_path: Path, cert_path: Path, device_name: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_name[:64] or "covey")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365 * CERT_YEARS))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Create the key file 0600 from the start: never a moment when others could read it.
+    tmp_key = key_path.with_name(key_path.name + ".tmp")
+    fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_pem)
+    tmp_cert = cert_path.with_name(cert_path.name + ".tmp")
+    tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tmp_key.replace(key_path)
+    tmp_cert.replace(cert_path)

@@ -1,0 +1,145 @@
+"""The materialized view: conversation and message rows plus an FTS5 index.
+
+Whoever appends an update row refreshes the view from the document in the same transaction, so
+the view never disagrees with the updates it was built from. Lists, `show` and search read only
+these rows and never load a document.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sync.conversation import Conversation, Message
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: str
+    title: str
+    created_at: str
+    updated_at: str
+    message_count: int
+    archived: bool
+    system_prompt: str | None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation_id: str
+    conversation_title: str
+    message_id: str
+    role: str
+    created_at: str
+    snippet: str
+
+
+def refresh(conn: sqlite3.Connection, conv: Conversation, touched: Iterable[str] | None) -> None:
+    """Bring the rows of `conv` up to date; `touched` = only these messages changed."""
+    if conv.deleted:
+        conn.execute("DELETE FROM messages WHERE conversation_id = ?", [conv.id])
+        conn.execute("DELETE FROM conversations WHERE id = ?", [conv.id])
+        return
+    conn.execute(
+        "INSERT INTO conversations (id, title, created_at, updated_at, message_count, archived,"
+        " system_prompt, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated_at = excluded.updated_at,"
+        " message_count = excluded.message_count, archived = excluded.archived,"
+        " system_prompt = excluded.system_prompt",
+        [conv.id, conv.title, conv.created_at, conv.updated_at, len(conv.messages),
+         int(conv.archived), conv.system_prompt, conv.created_by],
+    )
+    wanted = set(touched) if touched is not None else None
+    for position, message in enumerate(conv.messages):
+        if wanted is None or message.id in wanted:
+            _upsert_message(conn, conv.id, position, message)
+    if wanted is None:
+        keep = [m.id for m in conv.messages]
+        marks = ",".join("?" * len(keep))
+        conn.execute(
+            f"DELETE FROM messages WHERE conversation_id = ? AND id NOT IN ({marks})",
+            [conv.id, *keep],
+        )
+
+
+def _upsert_message(conn: sqlite3.Connection, conv_id: str, position: int, m: Message) -> None:
+    # ON CONFLICT … DO UPDATE (not INSERT OR REPLACE) so the FTS update trigger fires.
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
+        " model, status, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET position = excluded.position, text = excluded.text,"
+        " status = excluded.status, model = excluded.model, device = excluded.device"
+        " WHERE messages.text IS NOT excluded.text OR messages.status IS NOT excluded.status"
+        " OR messages.position IS NOT excluded.position",
+        [m.id, conv_id, position, m.role, m.text, m.created_at, m.device, m.model, m.status,
+         m.parent_id],
+    )
+
+
+def list_conversations(
+    conn: sqlite3.Connection, limit: int | None = None, include_archived: bool = False
+) -> list[ConversationRow]:
+    sql = (
+        "SELECT id, title, created_at, updated_at, message_count, archived, system_prompt"
+        " FROM conversations"
+    )
+    if not include_archived:
+        sql += " WHERE archived = 0"
+    sql += " ORDER BY updated_at DESC, id DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [
+        ConversationRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+        for r in conn.execute(sql)
+    ]
+
+
+def get_conversation(conn: sqlite3.Connection, conv_id: str) -> ConversationRow | None:
+    r = conn.execute(
+        "SELECT id, title, created_at, updated_at, message_count, archived, system_prompt"
+        " FROM conversations WHERE id = ?",
+        [conv_id],
+    ).fetchone()
+    return ConversationRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) if r else None
+
+
+def messages_of(conn: sqlite3.Connection, conv_id: str) -> list[Message]:
+    rows = conn.execute(
+        "SELECT id, role, text, created_at, device, model, status, parent_id FROM messages"
+        " WHERE conversation_id = ? ORDER BY position",
+        [conv_id],
+    )
+    return [Message(*r) for r in rows]
+
+
+def resolve_prefix(conn: sqlite3.Connection, prefix: str) -> list[str]:
+    """Ids of conversations that start with `prefix` (at most 2: enough to say 'ambiguous')."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' LIMIT 2", [escaped + "%"]
+    )
+    return [r[0] for r in rows]
+
+
+def search(conn: sqlite3.Connection, words: str, limit: int = 20) -> list[SearchHit]:
+    """Messages matching every word of `words` (any FTS syntax in it is taken literally)."""
+    query = fts_query(words)
+    if not query:
+        return []
+    rows = conn.execute(
+        "SELECT m.conversation_id, c.title, m.id, m.role, m.created_at,"
+        " snippet(messages_fts, 0, '[', ']', '…', 12)"
+        " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
+        " JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+        [query, limit],
+    )
+    return [SearchHit(*r) for r in rows]
+
+
+def fts_query(words: str) -> str:
+    """Quote each word so user text never reaches FTS5 as syntax."""
+    tokens = re.findall(r"\w+", words, flags=re.UNICODE)
+    return " ".join('"' + t + '"' for t in tokens)
