@@ -50,7 +50,10 @@ class Assistant:
 
     def params(self, **overrides: object) -> GenerationParams:
         values: dict[str, object] = {
-            "max_tokens": self.config.max_tokens,
+            # The configured default answer length never takes more than half the context
+            # (a small model would otherwise have no room left for the prompt); an explicit
+            # --max-tokens is taken as asked, and refused if it cannot fit.
+            "max_tokens": min(self.config.max_tokens, self.model.info.context_length // 2),
             "temperature": self.config.temperature,
             "top_p": self.config.top_p,
             "seed": self.config.seed,

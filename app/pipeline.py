@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MIN_PROMPT_TOKENS = 32
 TRIM_MARKER = "\n[… trimmed to fit the model's context …]\n"
 TITLE_MAX_CHARS = 60
+TITLE_MAX_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -133,13 +134,17 @@ def make_title(model: ChatModel, prompt: str, answer: str) -> str:
 
 
 def sanitize_title(raw: str, fallback: str) -> str:
-    """One clean line of at most TITLE_MAX_CHARS: no quotes, markup, 'Title:' or trailing dot."""
+    """One clean line: no quotes, markup or 'Title:', first clause only, at most 8 words."""
     line = next((ln for ln in raw.splitlines() if ln.strip()), "")
+    line = re.sub(r"[*_`#\"“”]+", " ", line)
     line = re.sub(r"^\s*(title\s*:\s*)", "", line, flags=re.IGNORECASE)
-    line = re.sub(r"[*_`#\"“”]+", "", line).strip(" '.:;,-")
-    line = " ".join(line.split())
-    if len(line) < 3:
-        line = " ".join(" ".join(fallback.split()).split(" ")[:6]) or "Untitled"
+    clause = re.split(r"[.:!?;](?:\s|$)", line, maxsplit=1)[0]
+    if len(clause.split()) >= 2:
+        line = clause
+    words = line.strip(" '.:;,-").split()
+    if len(" ".join(words)) < 3:
+        words = " ".join(fallback.split()).split(" ")
+    line = " ".join(words[:TITLE_MAX_WORDS]).strip(" '.:;,-") or "Untitled"
     if len(line) > TITLE_MAX_CHARS:
         line = line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0].rstrip(" ,.;:") + "…"
     return line

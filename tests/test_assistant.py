@@ -1,0 +1,130 @@
+"""The assistant turn with a fake model: storing, streaming commits, context, cancel, titles."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from app.assistant import COMMIT_EVERY_PIECES, Assistant
+from app.config import Config
+from app.errors import ModelError, UsageError
+from models.base import ChatMessage, GenerationParams
+from models.fake import FakeModel
+from sync.store import Store, StoreEvent
+
+
+def test_answer_is_streamed_and_stored(store: Store, fake_model: FakeModel, config: Config) -> None:
+    fake_model.enqueue(["Hel", "lo", " there", "!"])
+    pieces: list[str] = []
+    answer = Assistant(store, fake_model, config).ask("hi", on_piece=pieces.append)
+    assert pieces == ["Hel", "lo", " there", "!"]
+    conv = store.conversation(answer.turn.conversation_id)
+    assert [(m.role, m.text, m.status) for m in conv.messages] == [
+        ("user", "hi", "done"), ("assistant", "Hello there!", "done"),
+    ]
+    assert conv.messages[1].model == "fake" and conv.messages[1].device == "DEVICE-A"
+    assert conv.messages[1].parent_id == conv.messages[0].id
+
+
+def test_streamed_answer_is_committed_every_few_pieces(store: Store, config: Config) -> None:
+    model = FakeModel(answer_words=20)
+    seen: list[StoreEvent] = []
+    store.subscribe(seen.append)
+    texts_during: list[str] = []
+    assistant = Assistant(store, model, config)
+    turn = assistant.start("count")
+
+    def observe(_piece: str) -> None:
+        texts_during.append(store.conversation(turn.conversation_id).messages[-1].text)
+
+    assistant.answer(turn, assistant.params(), on_piece=observe)
+    answer_events = [e for e in seen if e.message_ids == frozenset({turn.answer_id})]
+    assert len(answer_events) >= 20 // COMMIT_EVERY_PIECES
+    # the store held a growing prefix while generation was still running
+    assert any(0 < len(t) < len("".join(f"w{i} " for i in range(20))) for t in texts_during)
+
+
+def test_continue_sends_earlier_turns(store: Store, fake_model: FakeModel, config: Config) -> None:
+    assistant = Assistant(store, fake_model, config)
+    first = assistant.ask("my name is Ada")
+    assistant.ask("what is my name?", conversation_id=first.turn.conversation_id)
+    prompt = fake_model.prompts[-1]
+    assert prompt[0] == {"role": "user", "content": "my name is Ada"}
+    assert prompt[1]["role"] == "assistant"
+    assert prompt[-1] == {"role": "user", "content": "what is my name?"}
+
+
+def test_system_prompt_is_kept_per_conversation(store: Store, fake_model: FakeModel, config: Config) -> None:
+    assistant = Assistant(store, fake_model, config)
+    first = assistant.ask("hello", system_prompt="You are terse")
+    assistant.ask("again", conversation_id=first.turn.conversation_id)
+    assert fake_model.prompts[-1][0] == {"role": "system", "content": "You are terse"}
+    assert store.summary(first.turn.conversation_id).system_prompt == "You are terse"
+
+
+def test_empty_prompt_is_refused(store: Store, fake_model: FakeModel, config: Config) -> None:
+    with pytest.raises(UsageError):
+        Assistant(store, fake_model, config).ask("   ")
+    assert store.list_conversations() == []
+
+
+def test_cancel_keeps_partial_answer(store: Store, config: Config) -> None:
+    model = FakeModel(answer_words=100)
+    cancel = threading.Event()
+    count = 0
+
+    def on_piece(_piece: str) -> None:
+        nonlocal count
+        count += 1
+        if count == 10:
+            cancel.set()
+
+    answer = Assistant(store, model, config).ask("go", on_piece=on_piece, cancel=cancel)
+    assert answer.status == "cancelled"
+    stored = store.conversation(answer.turn.conversation_id).messages[-1]
+    assert stored.status == "cancelled"
+    assert stored.text == "".join(f"w{i} " for i in range(10))
+
+
+class ExplodingModel(FakeModel):
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        yield "partial "
+        raise ModelError("the model fell over")
+
+
+def test_model_failure_marks_answer_failed_and_keeps_text(store: Store, config: Config) -> None:
+    assistant = Assistant(store, ExplodingModel(), config)
+    with pytest.raises(ModelError):
+        assistant.ask("go")
+    conv_id = store.latest_conversation_id()
+    assert conv_id is not None
+    last = store.conversation(conv_id).messages[-1]
+    assert (last.status, last.text) == ("failed", "partial ")
+
+
+def test_new_conversation_gets_an_auto_title(store: Store) -> None:
+    model = FakeModel()
+    model.enqueue(["Sure!"])
+    model.enqueue(["Greeting ", "exchange"])
+    answer = Assistant(store, model, Config(auto_title=True)).ask("hello")
+    assert store.summary(answer.turn.conversation_id).title == "Greeting exchange"
+
+
+def test_auto_title_does_not_override_a_user_title(store: Store) -> None:
+    model = FakeModel()
+    assistant = Assistant(store, model, Config(auto_title=True))
+    turn = assistant.start("hello")
+    store.set_title(turn.conversation_id, "Mine")
+    model.enqueue(["answer"])
+    model.enqueue(["Auto title"])
+    assistant.answer(turn, assistant.params())
+    assert store.summary(turn.conversation_id).title == "Mine"
+
+
+def test_params_from_config_and_overrides(store: Store, fake_model: FakeModel) -> None:
+    assistant = Assistant(store, fake_model, Config(max_tokens=99, temperature=0.3, seed=4))
+    assert assistant.params() == GenerationParams(max_tokens=99, temperature=0.3, top_p=0.95, seed=4)
+    assert assistant.params(max_tokens=5, seed=None).max_tokens == 5
