@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from app.context import Context
 from app.errors import ModelError
 from models.base import ChatMessage, GenerationParams
-from models.llama import LlamaCppModel
+from models.llama import LlamaCppModel, _delta_text
 
 PROMPT: list[ChatMessage] = [
     {"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}
@@ -38,11 +38,11 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
 
     def raw_run() -> Iterator[str]:
         stream = raw_llm.create_chat_completion(
-            messages=PROMPT, max_tokens=max_tokens, temperature=0.0, top_p=params.top_p,
-            seed=1, stream=True,
+            messages=PROMPT,  # type: ignore[arg-type]
+            max_tokens=max_tokens, temperature=0.0, top_p=params.top_p, seed=1, stream=True,
         )
         for chunk in stream:  # type: ignore[union-attr]
-            piece = chunk["choices"][0]["delta"].get("content")
+            piece = _delta_text(chunk)
             if piece:
                 yield piece
 

@@ -106,13 +106,19 @@ class LlamaCppModel:
                 for chunk in chunks:  # type: ignore[union-attr]
                     if cancel is not None and cancel.is_set():
                         break
-                    piece = chunk["choices"][0]["delta"].get("content")
+                    piece = _delta_text(chunk)
                     if piece:
                         yield piece
             except ValueError as exc:
                 raise ModelError(f"generation failed: {exc}") from None
             finally:
                 chunks.close()  # type: ignore[union-attr]
+
+
+def _delta_text(chunk: Any) -> str | None:
+    """The text of one streamed chat-completion chunk (None for role-only chunks)."""
+    piece = chunk["choices"][0]["delta"].get("content")
+    return piece if isinstance(piece, str) else None
 
 
 def _token_text(llm: Llama, token: int) -> str:

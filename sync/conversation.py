@@ -13,7 +13,7 @@ entry is skipped rather than crashing a list or the view.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
 
@@ -96,12 +96,12 @@ def set_meta(doc: LoroDoc, **values: Any) -> None:
 def append_message(doc: LoroDoc, message: Message) -> LoroText:
     """Add `message` at the end of the list; return its text container for streaming."""
     messages = doc.get_list("messages")
-    entry = messages.insert_container(len(messages), LoroMap())
+    entry = cast(LoroMap, messages.insert_container(len(messages), LoroMap()))
     for key in ("id", "role", "created_at", "device", "model", "status", "parent_id"):
         value = getattr(message, key)
         if value is not None:
             entry.insert(key, value)
-    text = entry.insert_container("text", LoroText())
+    text = cast(LoroText, entry.insert_container("text", LoroText()))
     if message.text:
         text.insert(0, message.text)
     return text
@@ -129,7 +129,9 @@ def message_text(entry: LoroMap) -> LoroText | None:
 
 def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
     """The conversation in `doc`, or None if the document has no valid conversation meta."""
-    value = doc.get_deep_value()
+    value: Any = doc.get_deep_value()
+    if not isinstance(value, dict):
+        return None
     meta = value.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("created_at"), str):
         return None

@@ -1,103 +1,28 @@
-"""The conversation store: Loro documents persisted in SQLite, shared by a device's processes.
+"""The conversation store: conversation documents, their edits, and the materialized view.
 
-Every change is a Loro commit whose update bytes are appended to `updates` (and the materialized
-view refreshed) in one `BEGIN IMMEDIATE` transaction before the call returns: once a method
-returns, the change is on disk. Each process writes with its own Loro peer id (see writers.py)
-and, inside the write transaction, first imports what other processes appended, so documents
-never fork between processes. SQLite is the bus: `poll()` picks up other processes' changes.
-Compaction folds a document's updates into a snapshot and deletes exactly the rows it folded.
+Built on `DocumentStore` (durable Loro documents in SQLite). Whoever appends an update also
+refreshes the view rows of that conversation in the same transaction.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Literal, TypeVar
 
-import sqlite_utils
-from loro import ExportMode, LoroDoc, VersionVector
+from loro import LoroDoc
 
 from app.config import Paths
-from app.errors import InvalidUpdateError, StoreError, UnknownConversationError
+from app.errors import StoreError, UnknownConversationError
 from sync import conversation as schema
 from sync import view
 from sync.conversation import Conversation, Message
-from sync.db import open_database, transaction
+from sync.docstore import DocumentStore, StoreEvent
 from sync.ids import new_id, now_iso
-from sync.writers import WriterSlot, claim_writer
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-Origin = Literal["local", "process", "remote"]
-#: What a `except BaseException` around a loro call must let through untouched.
-NOT_LORO_ERRORS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-@dataclass(frozen=True)
-class StoreEvent:
-    """A conversation changed: here ("local"), in another process ("process"), or by sync."""
-
-    doc_id: str
-    origin: Origin
-    message_ids: frozenset[str] | None = None  # None: anything may have changed
-
-
-@dataclass
-class _Loaded:
-    doc: LoroDoc
-    seen_seq: int  # every update row of this doc with seq <= seen_seq is in `doc`
-    writes: int = 0
-
-
-class Store:
+class Store(DocumentStore):
     """All conversations of one device. Thread-safe; one instance per process."""
-
-    def __init__(
-        self, db: sqlite_utils.Database, writer: WriterSlot, device_id: str, compact_after: int
-    ) -> None:
-        self.db = db
-        self.device_id = device_id
-        self.compact_after = compact_after
-        self._writer = writer
-        self._docs: dict[str, _Loaded] = {}
-        self._listeners: list[Callable[[StoreEvent], None]] = []
-        self._lock = threading.RLock()
-        self._polled_seq = self._max_seq()
-        self.epoch = self._ensure_epoch()
-
-    @classmethod
-    def open(cls, paths: Paths, device_id: str, compact_after: int = 256) -> Store:
-        paths.ensure()
-        db = open_database(paths.db_file)
-        return cls(db, claim_writer(db, paths.locks_dir), device_id, compact_after)
-
-    def close(self) -> None:
-        with self._lock:
-            self._docs.clear()
-            self._writer.release()
-            self.db.conn.close()
-
-    @property
-    def peer_id(self) -> int:
-        return self._writer.peer_id
-
-    # -- events ---------------------------------------------------------------------------
-
-    def subscribe(self, listener: Callable[[StoreEvent], None]) -> Callable[[], None]:
-        """Call `listener` after every change; returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
-
-    def _emit(self, event: StoreEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken listener must not undo a committed write
-                log.exception("store listener failed")
 
     # -- writing conversations ------------------------------------------------------------
 
@@ -175,73 +100,12 @@ class Store:
     def _set_meta(self, conv_id: str, **values: object) -> None:
         self.write(conv_id, lambda doc: schema.set_meta(doc, **values), touched=set())
 
-    def write(
-        self, doc_id: str, mutate: Callable[[LoroDoc], T], touched: set[str] | None,
-        create: bool = False,
-    ) -> T:
-        """Run `mutate` on the document and commit it durably (the primitive behind all edits).
-
-        `touched`: the message ids changed (None: refresh the whole view of the conversation).
-        """
-        with self._lock:
-            try:
-                with transaction(self.db) as conn:
-                    entry = self._entry(conn, doc_id, must_exist=not create)
-                    before = entry.doc.oplog_vv
-                    result = mutate(entry.doc)
-                    entry.doc.commit()
-                    data = entry.doc.export(ExportMode.Updates(before))
-                    self._append(conn, doc_id, entry, data, touched)
-            except BaseException:
-                # The in-memory document may hold operations that never reached the disk:
-                # forget it, the next use reloads what was really committed.
-                self._docs.pop(doc_id, None)
-                raise
-            self._maybe_compact(doc_id, entry)
-        self._emit(StoreEvent(doc_id, "local", frozenset(touched) if touched is not None else None))
-        return result
-
-    def _append(
-        self, conn: sqlite3.Connection, doc_id: str, entry: _Loaded, data: bytes,
-        touched: set[str] | None,
+    def _after_append(
+        self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None
     ) -> None:
-        cur = conn.execute("INSERT INTO updates (doc_id, data) VALUES (?, ?)", [doc_id, data])
-        entry.seen_seq = max(entry.seen_seq, int(cur.lastrowid or 0))
-        entry.writes += 1
-        conv = schema.read_conversation(doc_id, entry.doc)
+        conv = schema.read_conversation(doc_id, doc)
         if conv is not None:
             view.refresh(conn, conv, touched)
-
-    # -- loading documents ----------------------------------------------------------------
-
-    def _entry(self, conn: sqlite3.Connection, doc_id: str, must_exist: bool = True) -> _Loaded:
-        """The document `doc_id`, with everything other processes appended imported."""
-        entry = self._docs.get(doc_id)
-        if entry is None:
-            entry = _Loaded(doc=LoroDoc(), seen_seq=0)
-            entry.doc.peer_id = self._writer.peer_id
-            self._docs[doc_id] = entry
-        snap = conn.execute(
-            "SELECT upto_seq, data FROM snapshots WHERE doc_id = ? AND upto_seq > ?",
-            [doc_id, entry.seen_seq],
-        ).fetchone()
-        batch: list[bytes] = []
-        if snap:
-            batch.append(snap[1])
-            entry.seen_seq = snap[0]
-        rows = conn.execute(
-            "SELECT seq, data FROM updates WHERE doc_id = ? AND seq > ? ORDER BY seq",
-            [doc_id, entry.seen_seq],
-        ).fetchall()
-        batch.extend(r[1] for r in rows)
-        if rows:
-            entry.seen_seq = rows[-1][0]
-        if batch:
-            entry.doc.import_batch(batch)
-        if must_exist and entry.seen_seq == 0:
-            self._docs.pop(doc_id, None)
-            raise UnknownConversationError(f"no conversation {doc_id}")
-        return entry
 
     def conversation_document(self, conv_id: str) -> Conversation | None:
         """The conversation in document `conv_id`, deleted or not; None if there is none."""
@@ -300,127 +164,6 @@ class Store:
                 f"{id_or_prefix!r} matches several conversations; give more of the id"
             )
         return found[0]
-
-    # -- what sync uses -------------------------------------------------------------------
-
-    def doc_ids(self) -> list[str]:
-        with self._lock:
-            rows = self.db.conn.execute(
-                "SELECT doc_id FROM snapshots UNION SELECT DISTINCT doc_id FROM updates"
-            )
-            return sorted(r[0] for r in rows)
-
-    def version_vector(self, doc_id: str) -> bytes:
-        with self._lock:
-            return bytes(self._entry(self.db.conn, doc_id, must_exist=False).doc.oplog_vv.encode())
-
-    def export_updates(self, doc_id: str, since: bytes | None = None) -> bytes:
-        """Loro update bytes holding what a replica at version `since` lacks (all if None)."""
-        try:
-            their_vv = VersionVector.decode(since) if since else VersionVector()
-        except BaseException as exc:  # loro raises bare BaseException on bad bytes
-            if isinstance(exc, NOT_LORO_ERRORS):
-                raise
-            raise InvalidUpdateError(f"malformed version vector: {exc}") from None
-        with self._lock:
-            return bytes(self._entry(self.db.conn, doc_id).doc.export(ExportMode.Updates(their_vv)))
-
-    def import_updates(self, doc_id: str, data: bytes, origin: Origin = "remote") -> bool:
-        """Apply update bytes from elsewhere; False if they held nothing new.
-
-        Bad bytes raise InvalidUpdateError and leave the store exactly as it was.
-        """
-        with self._lock:
-            try:
-                with transaction(self.db) as conn:
-                    entry = self._entry(conn, doc_id, must_exist=False)
-                    before = entry.doc.oplog_vv
-                    try:
-                        status = entry.doc.import_(data)
-                    except BaseException as exc:  # loro raises bare BaseException on bad bytes
-                        if isinstance(exc, NOT_LORO_ERRORS):
-                            raise
-                        raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
-                    if entry.doc.oplog_vv == before and status.pending is None:
-                        return False
-                    self._append(conn, doc_id, entry, data, touched=None)
-            except BaseException:
-                self._docs.pop(doc_id, None)
-                raise
-        self._emit(StoreEvent(doc_id, origin))
-        return True
-
-    def poll(self) -> set[str]:
-        """Pick up what other processes committed since the last poll; emit events for it."""
-        with self._lock:
-            rows = self.db.conn.execute(
-                "SELECT doc_id, MAX(seq) FROM updates WHERE seq > ? GROUP BY doc_id",
-                [self._polled_seq],
-            ).fetchall()
-            changed: set[str] = set()
-            for doc_id, max_seq in rows:
-                self._polled_seq = max(self._polled_seq, max_seq)
-                entry = self._docs.get(doc_id)
-                if entry is not None and entry.seen_seq >= max_seq:
-                    continue  # our own write
-                if entry is not None:
-                    self._entry(self.db.conn, doc_id, must_exist=False)
-                changed.add(doc_id)
-        for doc_id in sorted(changed):
-            self._emit(StoreEvent(doc_id, "process"))
-        return changed
-
-    # -- compaction -----------------------------------------------------------------------
-
-    def compact(self, doc_id: str) -> int:
-        """Fold the document's updates into one snapshot; return how many rows were folded."""
-        with self._lock, transaction(self.db) as conn:
-            entry = self._entry(conn, doc_id, must_exist=False)
-            upto = entry.seen_seq
-            pending = entry.doc.export_pending_updates()
-            if pending:  # updates waiting for missing dependencies are not in a snapshot
-                cur = conn.execute(
-                    "INSERT INTO updates (doc_id, data) VALUES (?, ?)", [doc_id, bytes(pending)]
-                )
-                entry.seen_seq = int(cur.lastrowid or upto)
-            snapshot = bytes(entry.doc.export(ExportMode.Snapshot()))
-            conn.execute(
-                "INSERT INTO snapshots (doc_id, data, upto_seq) VALUES (?, ?, ?)"
-                " ON CONFLICT(doc_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
-                [doc_id, snapshot, upto],
-            )
-            folded = conn.execute(
-                "DELETE FROM updates WHERE doc_id = ? AND seq <= ?", [doc_id, upto]
-            ).rowcount
-            entry.writes = 0
-        log.debug("compacted %s: %d updates folded", doc_id, folded)
-        return folded
-
-    def _maybe_compact(self, doc_id: str, entry: _Loaded) -> None:
-        if entry.writes < self.compact_after:
-            return
-        count = self.db.conn.execute(
-            "SELECT COUNT(*) FROM updates WHERE doc_id = ?", [doc_id]
-        ).fetchone()[0]
-        if count >= self.compact_after:
-            self.compact(doc_id)
-        entry.writes = 0
-
-    # -- store identity -------------------------------------------------------------------
-
-    def _max_seq(self) -> int:
-        row = self.db.conn.execute("SELECT MAX(seq) FROM updates").fetchone()
-        return int(row[0] or 0)
-
-    def _ensure_epoch(self) -> str:
-        with transaction(self.db) as conn:
-            row = conn.execute("SELECT value FROM covey_meta WHERE key = 'store_epoch'").fetchone()
-            if row:
-                return str(row[0])
-            epoch = new_id()
-            conn.execute("INSERT INTO covey_meta (key, value) VALUES ('store_epoch', ?)", [epoch])
-            return epoch
-
 
 @contextmanager
 def opened(paths: Paths, device_id: str, compact_after: int = 256) -> Iterator[Store]:
