@@ -21,8 +21,8 @@ from sync.store import Store
 log = logging.getLogger(__name__)
 
 #: Commit the streamed answer after this many pieces or this many seconds, whichever first.
-COMMIT_EVERY_PIECES = 4
-COMMIT_EVERY_SECONDS = 0.1
+COMMIT_EVERY_PIECES = 8
+COMMIT_EVERY_SECONDS = 0.25
 
 
 @dataclass(frozen=True)

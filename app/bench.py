@@ -8,14 +8,20 @@ tokens / time from request to last token) and time to first token.
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
+from app.assistant import Assistant
+from app.config import Paths
 from app.context import Context
 from app.errors import ModelError
 from models.base import ChatMessage, GenerationParams
 from models.llama import LlamaCppModel, _delta_text
+from sync.store import Store
 
 PROMPT: list[ChatMessage] = [
     {"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}
@@ -31,12 +37,18 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
     covey_llm = model.llama
     raw_llm = Llama(model_path=model.info.path, n_ctx=covey_llm.n_ctx(),
-                    n_threads=ctx.config.threads, verbose=False)
+                    n_threads=model.threads, verbose=False)
 
-    def covey_run() -> Iterator[str]:
-        return model.stream(PROMPT, params)
+    # covey's side is the whole pipeline: prompt building, generation, and the answer
+    # committed into a store every few tokens (a scratch store: the bench adds no history).
+    scratch = tempfile.TemporaryDirectory(prefix="covey-bench-")
+    store = Store.open(Paths(Path(scratch.name), Path(scratch.name)), "BENCH")
+    assistant = Assistant(store, model, replace(ctx.config, auto_title=False))
 
-    def raw_run() -> Iterator[str]:
+    def covey_run(on_piece: Callable[[str], None]) -> None:
+        assistant.ask(PROMPT[0]["content"], params=params, on_piece=on_piece)
+
+    def raw_run(on_piece: Callable[[str], None]) -> None:
         stream = raw_llm.create_chat_completion(
             messages=PROMPT,  # type: ignore[arg-type]
             max_tokens=max_tokens, temperature=0.0, top_p=params.top_p, seed=1, stream=True,
@@ -44,7 +56,7 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
         for chunk in stream:  # type: ignore[union-attr]
             piece = _delta_text(chunk)
             if piece:
-                yield piece
+                on_piece(piece)
 
     def count(text: str) -> int:
         return len(covey_llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -59,6 +71,8 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
             if progress is not None:
                 tok_s = results[name][-1][2] / results[name][-1][1]
                 print(f"round {i + 1}/{rounds} {name:>5}: {tok_s:7.1f} tok/s", file=progress)
+    store.close()
+    scratch.cleanup()
     covey_tok_s = _median_rate(results["covey"])
     raw_tok_s = _median_rate(results["raw"])
     return {
@@ -74,17 +88,22 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
     }
 
 
-def _measure(run: Callable[[], Iterator[str]], count: Callable[[str], int]) -> tuple[float, float, int]:
+def _measure(
+    run: Callable[[Callable[[str], None]], None], count: Callable[[str], int]
+) -> tuple[float, float, int]:
     """(time to first piece, total time, completion tokens) of one generation."""
-    start = time.perf_counter()
-    first: float | None = None
     pieces: list[str] = []
-    for piece in run():
-        if first is None:
-            first = time.perf_counter() - start
+    first: list[float] = []
+    start = time.perf_counter()
+
+    def on_piece(piece: str) -> None:
+        if not first:
+            first.append(time.perf_counter() - start)
         pieces.append(piece)
+
+    run(on_piece)
     total = time.perf_counter() - start
-    return (first or total, total, count("".join(pieces)))
+    return (first[0] if first else total, total, count("".join(pieces)))
 
 
 def _median_rate(samples: list[tuple[float, float, int]]) -> float:

@@ -66,13 +66,16 @@ def build_prompt(
             f"--max-tokens {params.max_tokens} leaves no room for a prompt in this model's "
             f"context of {model.info.context_length} tokens; ask for fewer tokens"
         )
-    while len(messages) > 1 and model.count_tokens(system + messages) > budget:
+    size = model.count_tokens(system + messages)  # tokenizing is not free: count sparingly
+    while len(messages) > 1 and size > budget:
         messages.pop(0)
         while len(messages) > 1 and messages[0]["role"] == "assistant":
             messages.pop(0)  # a history should not start with an answer to a dropped question
-    if model.count_tokens(system + messages) > budget and messages:
+        size = model.count_tokens(system + messages)
+    if size > budget and messages:
         messages[-1] = _shorten(messages[-1], system + messages[:-1], model, budget)
-    if model.count_tokens(system + messages) > budget:
+        size = model.count_tokens(system + messages)
+    if size > budget:
         raise ContextOverflowError(
             "the system prompt alone does not fit the model's context; shorten it"
         )

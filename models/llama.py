@@ -8,6 +8,7 @@ template formats prompts, through the same code path llama-cpp-python uses for
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,7 +31,9 @@ class LlamaCppModel:
         check_gguf(path)
         self._path = path
         self._n_ctx = context_length
-        self._threads = threads
+        # llama-cpp-python's default is half the cores; decoding a small model on 2 cores was
+        # measured 40% faster with both (66 → 92 tok/s), so use them all unless told otherwise.
+        self.threads = threads or os.cpu_count() or 1
         self._llm: Llama | None = None
         self._formatter: Any = None
         # llama.cpp contexts are not thread-safe: one generation at a time per instance.
@@ -57,7 +60,7 @@ class LlamaCppModel:
             llm = Llama(
                 model_path=str(self._path),
                 n_ctx=self._n_ctx,
-                n_threads=self._threads,
+                n_threads=self.threads,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
