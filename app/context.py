@@ -30,7 +30,9 @@ class Context:
 
     @cached_property
     def store(self) -> Store:
-        return Store.open(self.paths, self.identity.device_id, self.config.compact_after)
+        store = Store.open(self.paths, self.identity.device_id, self.config.compact_after)
+        store.recover_interrupted()
+        return store
 
     @cached_property
     def model(self) -> ChatModel:

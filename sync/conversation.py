@@ -93,8 +93,8 @@ def set_meta(doc: LoroDoc, **values: Any) -> None:
         meta.insert(key, value)
 
 
-def append_message(doc: LoroDoc, message: Message) -> LoroText:
-    """Add `message` at the end of the list; return its text container for streaming."""
+def append_message(doc: LoroDoc, message: Message) -> LoroMap:
+    """Add `message` at the end of the list; return its map (the text is under "text")."""
     messages = doc.get_list("messages")
     entry = cast(LoroMap, messages.insert_container(len(messages), LoroMap()))
     for key in ("id", "role", "created_at", "device", "model", "status", "parent_id"):
@@ -104,7 +104,7 @@ def append_message(doc: LoroDoc, message: Message) -> LoroText:
     text = cast(LoroText, entry.insert_container("text", LoroText()))
     if message.text:
         text.insert(0, message.text)
-    return text
+    return entry
 
 
 def message_map(doc: LoroDoc, message_id: str) -> LoroMap | None:
@@ -115,7 +115,7 @@ def message_map(doc: LoroDoc, message_id: str) -> LoroMap | None:
         if not isinstance(item, ValueOrContainer.Container):
             continue
         container = item.container
-        if isinstance(container, LoroMap) and _plain(container.get("id")) == message_id:
+        if isinstance(container, LoroMap) and plain(container.get("id")) == message_id:
             return container
     return None
 
@@ -173,7 +173,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _plain(item: Any) -> Any:
+def plain(item: Any) -> Any:
     """The plain value of a `ValueOrContainer`, or None for a container."""
     # (`is_container` is a static method in loro-py: test the variant class instead.)
     return item.value if isinstance(item, ValueOrContainer.Value) else None

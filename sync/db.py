@@ -77,9 +77,15 @@ FTS_STATEMENTS = [
 ]
 
 
+def m003_streaming_index(db: sqlite_utils.Database) -> None:
+    """Finding answers left mid-stream by a crashed process must not scan every message."""
+    db.execute("CREATE INDEX messages_streaming ON messages (device) WHERE status = 'streaming'")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
+    ("m003_streaming_index", m003_streaming_index),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from loro import LoroDoc
 
@@ -19,10 +20,18 @@ from sync import view
 from sync.conversation import Conversation, Message
 from sync.docstore import DocumentStore, StoreEvent
 from sync.ids import new_id, now_iso
+from sync.writers import slot_is_live
 
 
 class Store(DocumentStore):
     """All conversations of one device. Thread-safe; one instance per process."""
+
+    #: Answers this process is streaming right now (never "interrupted" by recovery).
+    _streaming: set[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._streaming = set()
 
     # -- writing conversations ------------------------------------------------------------
 
@@ -52,13 +61,41 @@ class Store(DocumentStore):
             if parent is None:
                 last = schema.read_conversation(conv_id, doc)
                 parent = last.messages[-1].id if last and last.messages else None
-            schema.append_message(doc, Message(
+            entry = schema.append_message(doc, Message(
                 id=message_id, role=role, text=text, created_at=now_iso(),
                 device=self.device_id, model=model, status=status, parent_id=parent,
             ))
+            if status == "streaming":
+                self._streaming.add(message_id)
+                # Which process streams it: if that process dies, the next store to open on
+                # this device marks the answer interrupted instead of "streaming" forever.
+                entry.insert("writer_slot", self._writer.slot)
 
         self.write(conv_id, add, touched={message_id})
         return message_id
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark answers whose writing process died mid-stream as "interrupted"; return their ids.
+
+        Only this device's answers, and only those whose writer slot no live process holds.
+        """
+        rows = self.db.conn.execute(
+            "SELECT conversation_id, id FROM messages WHERE status = 'streaming' AND device = ?",
+            [self.device_id],
+        ).fetchall()
+        recovered = []
+        for conv_id, message_id in rows:
+            with self._lock:
+                doc = self._entry(self.db.conn, conv_id).doc
+                entry = schema.message_map(doc, message_id)
+                slot = schema.plain(entry.get("writer_slot")) if entry is not None else None
+            if not isinstance(slot, int) or message_id in self._streaming:
+                continue
+            # Our own slot but not our stream: a previous holder of the slot died mid-answer.
+            if slot == self._writer.slot or not slot_is_live(self._writer.locks_dir, slot):
+                self.finish_message(conv_id, message_id, "interrupted")
+                recovered.append(message_id)
+        return recovered
 
     def append_text(self, conv_id: str, message_id: str, text: str) -> None:
         """Stream `text` onto the end of a message (one commit; call every few tokens)."""
@@ -68,6 +105,7 @@ class Store(DocumentStore):
     def finish_message(self, conv_id: str, message_id: str, status: str, text: str = "") -> None:
         """Append any last `text` and set the final status, in one commit."""
         self._edit_message(conv_id, message_id, text=text, status=status)
+        self._streaming.discard(message_id)
 
     def _edit_message(
         self, conv_id: str, message_id: str, text: str = "", status: str | None = None

@@ -30,6 +30,7 @@ class WriterSlot:
     slot: int
     peer_id: int
     fd: int
+    locks_dir: Path
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -47,8 +48,23 @@ def claim_writer(db: sqlite_utils.Database, locks_dir: Path) -> WriterSlot:
         except BlockingIOError:
             os.close(fd)
             continue
-        return WriterSlot(slot=slot, peer_id=_peer_id_for(db, slot), fd=fd)
+        return WriterSlot(slot=slot, peer_id=_peer_id_for(db, slot), fd=fd, locks_dir=locks_dir)
     raise StoreError(f"more than {MAX_SLOTS} covey processes use this store at once")
+
+
+def slot_is_live(locks_dir: Path, slot: int) -> bool:
+    """Whether some process holds writer slot `slot` right now."""
+    path = locks_dir / f"writer-{slot}.lock"
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock if we just took it
+    return False
 
 
 def _peer_id_for(db: sqlite_utils.Database, slot: int) -> int:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from app.config import Paths
+from sync.identity import load_or_create
 from sync.store import Store
 from tests.conftest import ROOT
 
@@ -66,7 +67,9 @@ def test_sigkill_while_streaming_loses_nothing_committed(covey_home: Path) -> No
             proc.wait(timeout=30)
             assert proc.returncode == -signal.SIGKILL
 
-            fresh = Store.open(paths, "TEST-CHECK")
+            # the same device as the killed process (recovery only touches this device's answers)
+            device_id = load_or_create(paths.identity_dir, "test").device_id
+            fresh = Store.open(paths, device_id)
             try:
                 assert fresh.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
                 after = fresh.conversation(conv_id).messages
@@ -74,15 +77,20 @@ def test_sigkill_while_streaming_loses_nothing_committed(covey_home: Path) -> No
                 for old, new in zip(before, after):
                     assert new.id == old.id and new.role == old.role
                     assert new.text.startswith(old.text)  # committed before the kill: kept
-                    if old.status == "done":
+                    if old.status in ("done", "interrupted"):
                         assert new == old
                 partial = after[-1]
                 assert partial.role == "assistant" and partial.status == "streaming"
                 assert 0 < len(partial.text) < len(FULL_ANSWER)
                 assert FULL_ANSWER.startswith(partial.text)
+                # the dead writer's answer is marked interrupted (the text stays as it was)
+                assert fresh.recover_interrupted() == [partial.id]
+                recovered = fresh.conversation(conv_id).messages[-1]
+                assert (recovered.status, recovered.text) == ("interrupted", partial.text)
+                assert fresh.recover_interrupted() == []
                 assert [m.text for m in after[0::2]] == [f"turn {t}" for t in range(turn + 1)]
                 # the view agrees with the documents after every crash
-                assert fresh.messages(conv_id) == after
+                assert fresh.messages(conv_id) == fresh.conversation(conv_id).messages
             finally:
                 fresh.close()
     finally:

@@ -258,3 +258,24 @@ def test_snapshot_import_into_fresh_store(store: Store, tmp_path: Path) -> None:
         assert other.conversation(conv) == store.conversation(conv)
     finally:
         other.close()
+
+
+def test_live_writers_answers_are_not_marked_interrupted(paths: Paths) -> None:
+    a = Store.open(paths, "DEVICE-A")
+    b = Store.open(paths, "DEVICE-A")
+    try:
+        conv = a.create_conversation()
+        streaming = a.add_message(conv, "assistant", "half", status="streaming")
+        assert b.recover_interrupted() == []  # a is alive and still streaming
+        assert a.recover_interrupted() == []  # never what this process is streaming
+        a.close()
+        assert b.recover_interrupted() == [streaming]  # a's slot is free now: a is gone
+        assert b.conversation(conv).messages[0].status == "interrupted"
+        other = b.add_message(conv, "assistant", "", status="streaming")
+    finally:
+        b.close()
+    c = Store.open(paths, "DEVICE-A")  # takes b's slot back: b's stream is dead, not c's
+    try:
+        assert c.recover_interrupted() == [other]
+    finally:
+        c.close()
