@@ -82,10 +82,35 @@ def m003_streaming_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX messages_streaming ON messages (device) WHERE status = 'streaming'")
 
 
+def m004_versions_and_sources(db: sqlite_utils.Database) -> None:
+    """Sync needs every document's version without loading it, and where an update came from."""
+    from loro import LoroDoc
+
+    from sync import versions
+
+    db.execute("ALTER TABLE updates ADD COLUMN source TEXT")
+    db.execute("CREATE TABLE doc_versions (doc_id TEXT PRIMARY KEY, vv BLOB NOT NULL)")
+    doc_ids = [r[0] for r in db.execute(
+        "SELECT doc_id FROM snapshots UNION SELECT DISTINCT doc_id FROM updates")]
+    for doc_id in doc_ids:
+        doc = LoroDoc()
+        blobs = [r[0] for r in db.execute("SELECT data FROM snapshots WHERE doc_id = ?", [doc_id])]
+        blobs += [r[0] for r in db.execute(
+            "SELECT data FROM updates WHERE doc_id = ? ORDER BY seq", [doc_id])]
+        try:
+            doc.import_batch(blobs)
+        except BaseException as exc:  # loro raises bare BaseException on bad bytes
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            continue  # unreadable history: it stays unindexed (and unsynced) as before
+        versions.record(db.conn, doc_id, doc.oplog_vv)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
     ("m003_streaming_index", m003_streaming_index),
+    ("m004_versions_and_sources", m004_versions_and_sources),
 ]
 
 

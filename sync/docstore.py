@@ -13,9 +13,10 @@ This layer knows nothing of conversations; `sync.store.Store` adds them (and the
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Self, TypeVar
 
@@ -25,12 +26,15 @@ from loro import ExportMode, LoroDoc, VersionVector
 from app.config import Paths
 from app.errors import InvalidUpdateError, UnknownConversationError
 from sync.db import open_database, transaction
+from sync import versions
 from sync.ids import new_id
 from sync.writers import WriterSlot, claim_writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Origin = Literal["local", "process", "remote"]
+#: Document ids: a conversation's 32 hex digits, or a short lowercase name ("household").
+DOC_ID = re.compile(r"[0-9a-f]{32}|[a-z][a-z0-9_-]{0,31}")
 #: What a `except BaseException` around a loro call must let through untouched.
 NOT_LORO_ERRORS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -42,6 +46,7 @@ class StoreEvent:
     doc_id: str
     origin: Origin
     message_ids: frozenset[str] | None = None  # None: anything may have changed
+    source: str | None = None  # the peer device an imported change came from
 
 
 @dataclass
@@ -125,11 +130,14 @@ class DocumentStore:
 
     def _append(
         self, conn: sqlite3.Connection, doc_id: str, entry: _Loaded, data: bytes,
-        touched: set[str] | None,
+        touched: set[str] | None, source: str | None = None,
     ) -> None:
-        cur = conn.execute("INSERT INTO updates (doc_id, data) VALUES (?, ?)", [doc_id, data])
+        cur = conn.execute(
+            "INSERT INTO updates (doc_id, data, source) VALUES (?, ?, ?)", [doc_id, data, source]
+        )
         entry.seen_seq = max(entry.seen_seq, int(cur.lastrowid or 0))
         entry.writes += 1
+        versions.record(conn, doc_id, entry.doc.oplog_vv)
         self._after_append(conn, doc_id, entry.doc, touched)
 
     def _after_append(
@@ -178,43 +186,101 @@ class DocumentStore:
             return sorted(r[0] for r in rows)
 
     def version_vector(self, doc_id: str) -> bytes:
+        """The document's version, canonically encoded (see versions.py); b"" if unknown."""
         with self._lock:
-            return bytes(self._entry(self.db.conn, doc_id, must_exist=False).doc.oplog_vv.encode())
+            row = self.db.conn.execute(
+                "SELECT vv FROM doc_versions WHERE doc_id = ?", [doc_id]
+            ).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def sync_index(self) -> list[tuple[str, bytes]]:
+        """(document id, canonical version) of every document, sorted by id."""
+        with self._lock:
+            return versions.index(self.db.conn)
 
     def export_updates(self, doc_id: str, since: bytes | None = None) -> bytes:
         """Loro update bytes holding what a replica at version `since` lacks (all if None)."""
         try:
-            their_vv = VersionVector.decode(since) if since else VersionVector()
-        except BaseException as exc:  # loro raises bare BaseException on bad bytes
-            if isinstance(exc, NOT_LORO_ERRORS):
-                raise
+            their_vv = versions.decode_vv(since) if since else VersionVector()
+        except versions.VersionError as exc:
             raise InvalidUpdateError(f"malformed version vector: {exc}") from None
         with self._lock:
             return bytes(self._entry(self.db.conn, doc_id).doc.export(ExportMode.Updates(their_vv)))
 
-    def import_updates(self, doc_id: str, data: bytes, origin: Origin = "remote") -> bool:
-        """Apply update bytes from elsewhere; False if they held nothing new.
+    def lacks(self, doc_id: str, their_version: bytes | None) -> bool:
+        """Whether a replica at `their_version` of `doc_id` misses something this store has."""
+        ours = self.version_vector(doc_id)
+        if not ours or ours == their_version:
+            return False
+        if not their_version:
+            return True
+        try:
+            return not versions.decode_vv(their_version).includes_vv(versions.decode_vv(ours))
+        except versions.VersionError as exc:
+            raise InvalidUpdateError(f"malformed version vector: {exc}") from None
 
-        Bad bytes raise InvalidUpdateError and leave the store exactly as it was.
+    def updates_after(self, seq: int, limit: int = 256) -> list[tuple[int, str, bytes, str | None]]:
+        """Update rows appended after `seq`: (seq, doc id, bytes, source peer or None)."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT seq, doc_id, data, source FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
+                [seq, limit],
+            ).fetchall()
+        return [(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+    def folded_after(self, seq: int) -> list[str]:
+        """Documents whose updates after `seq` may have been folded into a snapshot."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT doc_id FROM snapshots WHERE upto_seq > ?", [seq]
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._max_seq()
+
+    def import_updates(
+        self, doc_id: str, data: bytes | Sequence[bytes], origin: Origin = "remote",
+        source: str | None = None,
+    ) -> bool:
+        """Apply update bytes from elsewhere (`source`: the peer device); False if nothing new.
+
+        Bad bytes, or a change that would break the document's shape, raise
+        InvalidUpdateError and leave the store exactly as it was.
         """
+        blobs = [data] if isinstance(data, (bytes, bytearray)) else list(data)
+        if not DOC_ID.fullmatch(doc_id):
+            raise InvalidUpdateError(f"refused update: {doc_id[:40]!r} is not a document id")
         with self._lock:
             try:
                 with transaction(self.db) as conn:
                     entry = self._entry(conn, doc_id, must_exist=False)
                     before = entry.doc.oplog_vv
-                    try:
-                        status = entry.doc.import_(data)
-                    except BaseException as exc:  # loro raises bare BaseException on bad bytes
-                        if isinstance(exc, NOT_LORO_ERRORS):
-                            raise
-                        raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
-                    if entry.doc.oplog_vv == before and status.pending is None:
+                    was_valid = self._valid(doc_id, entry.doc)
+                    pending = False
+                    for blob in blobs:
+                        try:
+                            status = entry.doc.import_(bytes(blob))
+                        except BaseException as exc:  # loro raises bare BaseException
+                            if isinstance(exc, NOT_LORO_ERRORS):
+                                raise
+                            raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
+                        pending = pending or status.pending is not None
+                    if entry.doc.oplog_vv == before and not pending:
                         return False
-                    self._append(conn, doc_id, entry, data, touched=None)
+                    if was_valid and not self._valid(doc_id, entry.doc):
+                        raise InvalidUpdateError(f"refused update for {doc_id}: it breaks the document")
+                    for blob in blobs:
+                        self._append(conn, doc_id, entry, bytes(blob), None, source)
             except BaseException:
-                self._docs.pop(doc_id, None)
+                self._docs.pop(doc_id, None)  # the import may have reached memory: forget it
                 raise
-        self._emit(StoreEvent(doc_id, origin))
+        self._emit(StoreEvent(doc_id, origin, source=source))
+        return True
+
+    def _valid(self, doc_id: str, doc: LoroDoc) -> bool:
+        """Whether `doc` has the shape its kind needs (subclasses know the kinds)."""
         return True
 
     def poll(self) -> set[str]:

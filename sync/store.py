@@ -19,6 +19,8 @@ from sync import conversation as schema
 from sync import view
 from sync.conversation import Conversation, Message
 from sync.docstore import DocumentStore, StoreEvent
+
+HOUSEHOLD_DOC = "household"
 from sync.ids import new_id, now_iso
 from sync.writers import slot_is_live
 
@@ -137,6 +139,11 @@ class Store(DocumentStore):
 
     def _set_meta(self, conv_id: str, **values: object) -> None:
         self.write(conv_id, lambda doc: schema.set_meta(doc, **values), touched=set())
+
+    def _valid(self, doc_id: str, doc: LoroDoc) -> bool:
+        if doc_id == HOUSEHOLD_DOC:
+            return True
+        return schema.read_conversation(doc_id, doc) is not None
 
     def _after_append(
         self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None

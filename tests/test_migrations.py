@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from loro import ExportMode, LoroDoc, VersionVector
+
 from sync import db as dbmod
+from sync import versions
 from sync.db import MIGRATIONS, migrate, open_database
 
 
@@ -31,11 +34,19 @@ def test_old_schema_with_data_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = open_database(path, migrations=MIGRATIONS[:1])
     assert "conversations" not in old.table_names()
-    old.execute("INSERT INTO updates (doc_id, data) VALUES ('d', x'00')")
+    doc = LoroDoc()
+    doc.peer_id = 42
+    doc.get_text("t").insert(0, "old data")
+    doc.commit()
+    old.execute("INSERT INTO updates (doc_id, data) VALUES ('d', ?)",
+                [doc.export(ExportMode.Updates(VersionVector()))])
+    old.execute("INSERT INTO updates (doc_id, data) VALUES ('junk', x'00')")
     old.conn.close()
     database = open_database(path)
     assert names(database) == [n for n, _ in MIGRATIONS]
-    assert database.execute("SELECT doc_id FROM updates").fetchall() == [("d",)]
+    assert database.execute("SELECT doc_id FROM updates ORDER BY seq").fetchall() == [("d",), ("junk",)]
+    # m004 indexed the version of the readable document (and skipped the unreadable one)
+    assert versions.index(database.conn) == [("d", versions.encode_vv(doc.oplog_vv))]
     # the FTS triggers of the newer migration work on the migrated file
     database.execute(
         "INSERT INTO messages (id, conversation_id, position, role, text, created_at, status)"
