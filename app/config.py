@@ -40,6 +40,11 @@ class Paths:
             data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
         )
 
+    @classmethod
+    def at(cls, home: Path) -> Paths:
+        """Everything in one directory (what COVEY_HOME does)."""
+        return cls(config_dir=home, data_dir=home)
+
     @property
     def config_file(self) -> Path:
         return self.config_dir / "config.toml"
