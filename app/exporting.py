@@ -91,7 +91,7 @@ def restore(store: Store, conv: Conversation) -> int:
     def apply(doc: LoroDoc) -> None:
         if not exists:
             schema.init_conversation(
-                doc, title=conv.title, created_at=conv.created_at,
+                doc, conv_id=conv.id, title=conv.title, created_at=conv.created_at,
                 created_by=conv.created_by or store.device_id, system_prompt=conv.system_prompt,
             )
             schema.set_meta(doc, title_source=conv.title_source, archived=conv.archived)

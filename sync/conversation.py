@@ -1,7 +1,7 @@
 """The shape of a conversation document, and reading/writing it.
 
 One Loro document per conversation:
-  meta      map: title, title_source ("auto"|"user"), created_at, created_by, system_prompt,
+  meta      map: id (= the document id), title, title_source ("auto"|"user"), created_at, created_by, system_prompt,
             archived, deleted (a tombstone: the document stays so the deletion syncs)
   messages  list of maps: id, role, text (LoroText, so an answer can be streamed into it),
             created_at, device, model, status, parent_id
@@ -74,9 +74,13 @@ class Conversation:
 
 
 def init_conversation(
-    doc: LoroDoc, *, title: str, created_at: str, created_by: str, system_prompt: str | None
+    doc: LoroDoc, *, conv_id: str, title: str, created_at: str, created_by: str,
+    system_prompt: str | None,
 ) -> None:
     meta = doc.get_map("meta")
+    # The id inside the document binds its content to its name: a peer cannot pass one
+    # conversation off under another's id.
+    meta.insert("id", conv_id)
     meta.insert("title", title)
     meta.insert("title_source", "auto")
     meta.insert("created_at", created_at)
@@ -134,6 +138,8 @@ def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
         return None
     meta = value.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("created_at"), str):
+        return None
+    if meta.get("id") != doc_id:
         return None
     raw_messages = value.get("messages")
     messages = [m for m in map(_message, raw_messages if isinstance(raw_messages, list) else []) if m]

@@ -228,13 +228,13 @@ class DocumentStore:
             ).fetchall()
         return [(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
-    def folded_after(self, seq: int) -> list[str]:
-        """Documents whose updates after `seq` may have been folded into a snapshot."""
+    def folded_after(self, seq: int) -> list[tuple[str, int]]:
+        """(document, snapshot's last seq) of snapshots that folded updates newer than `seq`."""
         with self._lock:
             rows = self.db.conn.execute(
-                "SELECT doc_id FROM snapshots WHERE upto_seq > ?", [seq]
+                "SELECT doc_id, upto_seq FROM snapshots WHERE upto_seq > ?", [seq]
             ).fetchall()
-        return [r[0] for r in rows]
+        return [(r[0], r[1]) for r in rows]
 
     def last_seq(self) -> int:
         with self._lock:
@@ -257,7 +257,6 @@ class DocumentStore:
                 with transaction(self.db) as conn:
                     entry = self._entry(conn, doc_id, must_exist=False)
                     before = entry.doc.oplog_vv
-                    was_valid = self._valid(doc_id, entry.doc)
                     pending = False
                     for blob in blobs:
                         try:
@@ -269,8 +268,11 @@ class DocumentStore:
                         pending = pending or status.pending is not None
                     if entry.doc.oplog_vv == before and not pending:
                         return False
-                    if was_valid and not self._valid(doc_id, entry.doc):
-                        raise InvalidUpdateError(f"refused update for {doc_id}: it breaks the document")
+                    applied = bool(entry.doc.oplog_vv.to_spans().inner())
+                    if applied and not self._valid(doc_id, entry.doc):
+                        raise InvalidUpdateError(
+                            f"refused update for {doc_id}: not a well-formed document of that id"
+                        )
                     for blob in blobs:
                         self._append(conn, doc_id, entry, bytes(blob), None, source)
             except BaseException:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.errors import CoveyError
 from sync.frames import MAX_FRAME, Frame, FrameDecoder, FrameError, FrameType, encode
 
 PROTOCOL_VERSIONS = (1,)
@@ -279,7 +280,10 @@ class Session:
         if len(self._peer_index) > MAX_INDEX_ENTRIES:
             raise ProtocolViolation("INDEX too large")
         if last:
-            self._send_what_peer_lacks()
+            try:
+                self._send_what_peer_lacks()
+            except CoveyError as exc:  # e.g. a version vector the store cannot read
+                raise ProtocolViolation(f"bad INDEX: {exc}") from None
 
     def _send_what_peer_lacks(self) -> None:
         for doc_id, ours in self.replica.sync_index():

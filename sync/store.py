@@ -44,7 +44,7 @@ class Store(DocumentStore):
 
         def init(doc: LoroDoc) -> None:
             schema.init_conversation(
-                doc, title=title, created_at=now_iso(), created_by=self.device_id,
+                doc, conv_id=conv_id, title=title, created_at=now_iso(), created_by=self.device_id,
                 system_prompt=system_prompt,
             )
 

@@ -16,6 +16,7 @@ import struct
 from loro import ID, VersionVector
 
 PAIR = struct.Struct(">QQ")
+MAX_COUNTER = 2**31 - 1  # Loro's counters are signed 32-bit
 
 
 class VersionError(ValueError):
@@ -36,6 +37,8 @@ def decode_vv(data: bytes) -> VersionVector:
         if peer <= last:
             raise VersionError("version vector peers are not sorted and unique")
         last = peer
+        if end > MAX_COUNTER:
+            raise VersionError(f"version counter {end} is out of range")
         if end > 0:
             vv.set_end(ID(peer, end))
     return vv

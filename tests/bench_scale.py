@@ -60,7 +60,7 @@ def _one_conversation(conn, peer_id: int, rng: random.Random, n: int) -> None:  
     doc.peer_id = peer_id
     conv_id = new_id()
     day = rng.randrange(1, 28)
-    schema.init_conversation(doc, title=" ".join(rng.sample(WORDS, 4)).capitalize(),
+    schema.init_conversation(doc, conv_id=conv_id, title=" ".join(rng.sample(WORDS, 4)).capitalize(),
                              created_at=f"2026-10-{day:02d}T10:00:00.000+00:00",
                              created_by="BENCH-DEVICE", system_prompt=None)
     parent = None
