@@ -85,6 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench_model.add_argument("--rounds", type=_positive_int, default=5, metavar="N",
                              help="measured rounds per side, alternating (default 5)")
 
+    serve = sub.add_parser("serve", parents=[common], help="run this device's node: sync with peers",
+                           description="Run headless: accept paired peers, dial known ones, keep "
+                           "every conversation in sync. Stops cleanly on SIGINT/SIGTERM.")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="where to accept peers (default 0.0.0.0:7420)")
+    serve.add_argument("--peer", action="append", metavar="HOST:PORT",
+                       help="a peer to dial (repeatable; also `peers` in the config)")
+
+    pair = sub.add_parser("pair", parents=[common], help="pair with another device by a short code",
+                          description="Without CODE: show a one-time code and wait for the other "
+                          "device. With CODE: join the household of the device showing it.")
+    pair.add_argument("code_to_join", nargs="?", metavar="CODE", help="the code the other device shows")
+    pair.add_argument("--address", metavar="HOST:PORT", help="the inviting device (when joining)")
+    pair.add_argument("--code", help="choose the code to show (scripts, headless devices)")
+    pair.add_argument("--listen", metavar="HOST:PORT",
+                      help="where to wait for the other device if no node is running")
+    pair.add_argument("--timeout", type=_positive_int, default=300, metavar="SECONDS",
+                      help="how long the code stays valid (default 300)")
+
+    devices = sub.add_parser("devices", parents=[common], help="the devices of this household")
+    devices.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
+    devices.add_argument("device", nargs="?", help="device id (or a unique prefix) to remove")
+    devices.add_argument("--json", action="store_true", help="print JSON")
+
+    ident = sub.add_parser("id", parents=[common], help="print this device's id")
+    ident.add_argument("-v", "--verbose", action="store_true", help="also name and fingerprint")
+
     sub.add_parser("doctor", parents=[common],
                    help="check versions, the model file, the data directory and the store")
     sub.add_parser("chat", parents=[common], help="interactive chat (the default)")

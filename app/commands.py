@@ -189,7 +189,17 @@ def chat(ctx: Context, args: argparse.Namespace) -> int:
     return tui.main(ctx)
 
 
+def _net(name: str):  # type: ignore[no-untyped-def]
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        from app import net_commands
+
+        return int(getattr(net_commands, name)(ctx, args))
+
+    return handler
+
+
 HANDLERS = {
+    "serve": _net("serve"), "pair": _net("pair"), "devices": _net("devices"), "id": _net("device_id"),
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
 }

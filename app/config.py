@@ -81,6 +81,8 @@ class Config:
     auto_title: bool = True
     device_name: str = field(default_factory=socket.gethostname)
     compact_after: int = 256  # updates per conversation before they are folded into a snapshot
+    listen: str = "0.0.0.0:7420"  # where `covey serve` accepts peers
+    peers: list[str] = field(default_factory=list)  # HOST:PORT of peers to dial
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -131,7 +133,9 @@ class Config:
 
 def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:
     wanted = str(annotation)
-    if "bool" in wanted:
+    if wanted.startswith("list"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif "bool" in wanted:
         ok = isinstance(value, bool)
     elif "int" in wanted and "float" not in wanted:
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -146,6 +150,8 @@ def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -106,11 +106,26 @@ def m004_versions_and_sources(db: sqlite_utils.Database) -> None:
         versions.record(db.conn, doc_id, doc.oplog_vv)
 
 
+def m005_network_state(db: sqlite_utils.Database) -> None:
+    """Local, unsynced network state: pairing offers, peer addresses, when peers were seen."""
+    db.execute(
+        "CREATE TABLE pairing_offers (code TEXT PRIMARY KEY, number INTEGER NOT NULL,"
+        " created_at REAL NOT NULL, expires_at REAL NOT NULL, state TEXT NOT NULL,"
+        " device TEXT, reason TEXT)"
+    )
+    db.execute("CREATE TABLE peer_addresses (address TEXT PRIMARY KEY, added_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE peer_status (device_id TEXT PRIMARY KEY, address TEXT, last_seen REAL,"
+        " last_sync REAL, online INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
     ("m003_streaming_index", m003_streaming_index),
     ("m004_versions_and_sources", m004_versions_and_sources),
+    ("m005_network_state", m005_network_state),
 ]
 
 

@@ -176,6 +176,25 @@ class DocumentStore:
             raise UnknownConversationError(f"no conversation {doc_id}")
         return entry
 
+    def read(self, doc_id: str, reader: Callable[[LoroDoc], T]) -> T | None:
+        """Run `reader` on the current document (None if there is no such document).
+
+        `reader` must not modify the document; use `write` for that.
+        """
+        with self._lock:
+            try:
+                entry = self._entry(self.db.conn, doc_id)
+            except UnknownConversationError:
+                return None
+            return reader(entry.doc)
+
+    def drop_document(self, doc_id: str) -> None:
+        """Forget a document entirely (a joining device giving up its own household)."""
+        with self._lock, transaction(self.db) as conn:
+            for table in ("updates", "snapshots", "doc_versions"):
+                conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", [doc_id])
+            self._docs.pop(doc_id, None)
+
     # -- what sync uses -------------------------------------------------------------------
 
     def doc_ids(self) -> list[str]:

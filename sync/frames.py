@@ -30,6 +30,7 @@ class FrameType(enum.IntEnum):
     PING = 6
     PONG = 7
     ERROR = 8
+    PAIR = 9
 
 
 class FrameError(Exception):

@@ -34,11 +34,19 @@ class Identity:
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the DER certificate, hex: what peers pin."""
-        return hashlib.sha256(self.cert_der).hexdigest()
+        return fingerprint(self.cert_der)
 
     @property
     def device_id(self) -> str:
         return device_id_from_cert(self.cert_der)
+
+    @property
+    def cert_pem(self) -> str:
+        return self.cert_path.read_text(encoding="ascii")
+
+
+def fingerprint(cert_der: bytes) -> str:
+    return hashlib.sha256(cert_der).hexdigest()
 
 
 def device_id_from_cert(cert_der: bytes) -> str:

@@ -1,0 +1,307 @@
+"""The network side of a device: listen, dial known peers, keep every paired peer in sync.
+
+Exactly one process per device runs it (a lock file says which). It accepts TLS connections
+(members sync; certificate-less clients may only pair), dials the addresses it knows with
+backoff and jitter, and wakes every connection when the store changes — in this process, in
+another process on the device (SQLite is the bus: polled), or through another peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import random
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.errors import CoveyError
+from sync import household, pair_flow, versions
+from sync.identity import Identity
+from sync.link import Link
+from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
+from sync.store import HOUSEHOLD_DOC, Store, StoreEvent
+from sync.tls import client_context, peer_fingerprint, server_context
+from sync.transport import Connection, Timing, run_connection
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_PORT = 7420
+
+
+class NodeError(CoveyError):
+    """The node cannot start (another is running, the address is taken…)."""
+
+
+@dataclass
+class NodeOptions:
+    listen: tuple[str, int] | None = None
+    peers: list[tuple[str, int]] = field(default_factory=list)
+    poll_interval: float = 0.05  # how often other processes' writes are picked up
+    timing: Timing = field(default_factory=Timing)
+    backoff: tuple[float, float] = (0.5, 30.0)
+
+
+def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NodeError(f"{text!r} is not an address (expected HOST:PORT, e.g. 192.168.1.5:7420)")
+    return host, int(port)
+
+
+class NodeLock:
+    """Only one process per device runs the network side."""
+
+    def __init__(self, locks_dir: Path) -> None:
+        self.path = locks_dir / "node.lock"
+        self.fd = -1
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="ignore").strip() or "?"
+            os.close(fd)
+            raise NodeError(f"a covey node is already running for this home (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    @staticmethod
+    def held(locks_dir: Path) -> bool:
+        path = locks_dir / "node.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+
+class Node:
+    def __init__(self, store: Store, identity: Identity, name: str, options: NodeOptions) -> None:
+        self.store = store
+        self.identity = identity
+        self.name = name
+        self.options = options
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="covey-store")
+        self.connections: dict[str, Connection] = {}  # peer device id → the live connection
+        self.bound: tuple[str, int] | None = None
+        self.paired: list[pair_flow.Paired] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dialing: dict[tuple[str, int], str] = {}  # address → device id once known
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._household_id = ""
+        self._trusted: dict[str, household.Device] = {}
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, ready: Callable[[Node], None] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._household_id = await self._run(
+            lambda: household.ensure(self.store, self.identity, self.name))
+        await self._refresh_trust()
+        unsubscribe = self.store.subscribe(self._on_store_event)
+        server = None
+        try:
+            if self.options.listen:
+                host, port = self.options.listen
+                try:
+                    server = await asyncio.start_server(self._accept, host, port)
+                except OSError as exc:
+                    raise NodeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                self.bound = server.sockets[0].getsockname()[:2]
+                log.info("listening on %s:%s as %s", *self.bound, self.identity.device_id)
+            addresses = set(self.options.peers) | set(await self._run(self._stored_addresses))
+            for address in sorted(addresses):
+                self.dial(address)
+            self._spawn(self._watch())
+            if ready is not None:
+                ready(self)
+            await stop.wait()
+        finally:
+            unsubscribe()
+            if server is not None:
+                server.close()
+            for conn in list(self.connections.values()):
+                conn.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if server is not None:
+                await server.wait_closed()
+            self.executor.shutdown(wait=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stored_addresses(self) -> list[tuple[str, int]]:
+        rows = self.store.db.conn.execute("SELECT address FROM peer_addresses").fetchall()
+        return [parse_address(r[0]) for r in rows]
+
+    # -- store changes ----------------------------------------------------------------------
+
+    def _on_store_event(self, event: StoreEvent) -> None:
+        # Called on whatever thread wrote; hop to the loop.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._changed, event.doc_id)
+
+    def _changed(self, doc_id: str) -> None:
+        for conn in self.connections.values():
+            conn.wakeup.set()
+        if doc_id == HOUSEHOLD_DOC:
+            self._spawn(self._refresh_trust())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_interval)
+            for doc_id in await self._run(self.store.poll):
+                self._changed(doc_id)
+
+    async def _refresh_trust(self) -> None:
+        self._trusted = await self._run(lambda: household.trusted(self.store))
+        self._household_id = await self._run(lambda: household.household_id(self.store))
+        trusted_ids = {d.device_id for d in self._trusted.values()}
+        for device_id, conn in list(self.connections.items()):
+            if device_id not in trusted_ids:
+                log.warning("closing connection to %s: no longer a member", device_id)
+                conn.link.session.close("this device is no longer trusted")
+                conn.wakeup.set()
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        address = f"{peer[0]}:{peer[1]}" if peer else "?"
+        try:
+            pems = [d.cert_pem for d in self._trusted.values()]
+            await asyncio.wait_for(writer.start_tls(server_context(self.identity, pems)), 10)
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            log.info("refused %s at the TLS handshake: %s", address, exc)
+            writer.close()
+            return
+        fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
+        if fp is None:
+            paired = await pair_flow.serve(reader, writer, self.store, self.identity, self.executor)
+            if paired is not None:
+                self.paired.append(paired)
+                await self._refresh_trust()
+            return
+        member = self._trusted.get(fp)
+        if member is None:
+            log.warning("refused %s: certificate %s… is not a household member", address, fp[:16])
+            writer.close()
+            return
+        await self._sync(reader, writer, member.device_id, initiator=member.device_id,
+                         address=address)
+
+    def dial(self, address: tuple[str, int]) -> None:
+        if address not in self._dialing:
+            self._dialing[address] = ""
+            self._spawn(self._dial_forever(address))
+
+    async def _dial_forever(self, address: tuple[str, int]) -> None:
+        low, high = self.options.backoff
+        delay = low
+        while True:
+            known = self._dialing.get(address)
+            if known and known in self.connections:  # already connected (they dialled us)
+                await asyncio.sleep(1.0)
+                continue
+            started = time.monotonic()
+            try:
+                await self._dial_once(address)
+            except (OSError, ssl.SSLError, TimeoutError) as exc:
+                log.debug("dial %s:%s failed: %s", *address, exc)
+            if time.monotonic() - started > 10:
+                delay = low  # it was up for a while: reconnect promptly
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, high)
+
+    async def _dial_once(self, address: tuple[str, int]) -> None:
+        pems = [d.cert_pem for d in self._trusted.values()]
+        ctx = client_context(self.identity, pems)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address[0], address[1], ssl=ctx), 10)
+        fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
+        member = self._trusted.get(fp or "")
+        if member is None or member.device_id == self.identity.device_id:
+            writer.close()  # not a member, or ourselves
+            return
+        self._dialing[address] = member.device_id
+        await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
+                         address=f"{address[0]}:{address[1]}")
+
+    async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    device_id: str, initiator: str, address: str) -> None:
+        session = await self._run(lambda: Session(self.store, self._hello()))
+        conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
+        closed = await run_connection(conn, reader, self.executor, self.options.timing, self._event)
+        if self.connections.get(device_id) is conn:
+            del self.connections[device_id]
+            await self._run(lambda: self._status(device_id, address, online=False))
+        if closed is not None:
+            log.info("sync with %s ended: %s", device_id, closed.reason)
+
+    def _hello(self) -> Hello:
+        index = self.store.sync_index()
+        return Hello(device=self.identity.device_id, household=self._household_id,
+                     epoch=self.store.epoch, instance=INSTANCE, digest=versions.digest(index).hex())
+
+    async def _event(self, conn: Connection, event: Event) -> None:
+        expected = conn.device
+        if isinstance(event, PeerHello):
+            if event.hello.device != expected:
+                await self._run(lambda: conn.link.session.close("device id does not match certificate"))
+                conn.wakeup.set()
+                return
+            existing = self.connections.get(expected)
+            if existing is not None and existing is not conn and not existing.closing:
+                keep_new = conn.initiator == min(self.identity.device_id, expected) and \
+                    existing.initiator != conn.initiator
+                loser = existing if keep_new else conn
+                await self._run(lambda: loser.link.session.close("duplicate connection"))
+                loser.wakeup.set()
+                if loser is conn:
+                    return
+            self.connections[expected] = conn
+            await self._run(lambda: self._status(expected, conn.address, online=True))
+        elif isinstance(event, CaughtUp):
+            await self._run(lambda: self._status(expected, conn.address, online=True, synced=True))
+
+    def _status(self, device_id: str, address: str, online: bool, synced: bool = False) -> None:
+        now = time.time()
+        self.store.db.conn.execute(
+            "INSERT INTO peer_status (device_id, address, last_seen, last_sync, online)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET address = excluded.address,"
+            " last_seen = excluded.last_seen, online = excluded.online,"
+            " last_sync = COALESCE(excluded.last_sync, peer_status.last_sync)",
+            [device_id, address, now, now if synced else None, int(online)])
+
+
+INSTANCE = os.urandom(8).hex()

@@ -1,0 +1,163 @@
+"""Pairing two devices with a short one-time code, e.g. "7-violet-anchor".
+
+The code is the password of a SPAKE2 exchange run inside TLS. The joiner presents no TLS
+certificate (nobody trusts it yet); instead each side proves knowledge of the code with a MAC
+over both certificates' fingerprints as each side saw them, so a wrong code, or anyone in the
+middle, fails on both sides and trusts nothing. On success the inviter adds the joiner to its
+household and hands over the household document; the joiner adopts it. A code works once
+(whatever the outcome) and expires after a few minutes.
+
+    joiner                                   inviter
+    PAIR start {number, spake, name, device} ─►
+                                            ◄─ PAIR spake {spake}
+    PAIR confirm {mac_j, cert}               ─►   (checks mac_j; adds joiner to household)
+                                            ◄─ PAIR accept {mac_i, household}   | PAIR fail
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from spake2 import SPAKE2_A, SPAKE2_B
+from spake2.spake2 import SPAKEError
+
+from app.errors import CoveyError
+from sync.identity import device_id_from_cert, fingerprint
+
+WORDS = (
+    "acid acorn actor amber anchor apple april arrow aspen atlas autumn bacon badge bamboo "
+    "banjo basil beach berry birch bison blaze bloom bonus brave bread brick bridge brook "
+    "cabin cactus camel candle canoe cargo cedar chalk cherry cider cliff clover cobalt comet "
+    "copper coral cosmos cotton crane crystal daisy delta denim desert dingo dolphin dragon "
+    "eagle echo ember falcon fern fiddle flame forest fossil fox galaxy garden garlic gecko "
+    "ginger glacier glow granite gravel harbor hazel heron honey igloo indigo iris ivory "
+    "jade jasmine jelly jungle kayak kettle kiwi koala lagoon lantern lemon lilac lily linen "
+    "lotus magnet mango maple marble meadow melon mint mirror mocha moss nectar nickel noble "
+    "nutmeg oasis ocean olive onyx orbit orchid otter oyster paddle panda pebble pepper "
+    "pilot pine planet plum polar poppy prism pumpkin quartz quill radar raven reef river "
+    "robin rocket ruby saffron salmon sapphire satin shadow silver sparrow spruce falls "
+    "summit sunset tango thistle thunder tiger topaz tulip tundra umber velvet violet walnut "
+    "willow winter zebra zephyr"
+).split()
+CODE = re.compile(r"^([2-9]|[1-9][0-9])-([a-z]+)-([a-z]+)$")
+OFFER_TTL = 300.0  # seconds a code stays valid
+ID_JOINER, ID_INVITER = b"covey-joiner", b"covey-inviter"
+
+
+class PairingError(CoveyError):
+    """Pairing failed; nothing was trusted."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    code: str
+    expires_at: float
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(98) + 2}-{secrets.choice(WORDS)}-{secrets.choice(WORDS)}"
+
+
+def normalize_code(text: str) -> str:
+    """Forgiving input: case, spaces or dots between the parts; a clear error otherwise."""
+    code = re.sub(r"[\s._]+", "-", text.strip().lower())
+    match = CODE.match(code)
+    if not match or match.group(2) not in WORDS or match.group(3) not in WORDS:
+        raise PairingError(
+            f"{text!r} is not a pairing code (it looks like 7-violet-anchor: a number and two "
+            "words, shown by `covey pair` on the other device)"
+        )
+    return code
+
+
+def code_number(code: str) -> int:
+    return int(code.split("-", 1)[0])
+
+
+# -- offers (the inviting side's local table) ---------------------------------------------
+
+def open_offer(conn: sqlite3.Connection, code: str, ttl: float = OFFER_TTL) -> Offer:
+    now = time.time()
+    conn.execute("DELETE FROM pairing_offers WHERE expires_at < ? OR number = ?",
+                 [now - 3600, code_number(code)])
+    conn.execute(
+        "INSERT INTO pairing_offers (code, number, created_at, expires_at, state)"
+        " VALUES (?, ?, ?, ?, 'open')", [code, code_number(code), now, now + ttl])
+    return Offer(code, now + ttl)
+
+
+def take_offer(conn: sqlite3.Connection, number: int) -> str | None:
+    """The open, unexpired code with this number, now consumed (single use), or None."""
+    row = conn.execute(
+        "SELECT code FROM pairing_offers WHERE number = ? AND state = 'open' AND expires_at > ?",
+        [number, time.time()]).fetchone()
+    if row is None:
+        return None
+    cur = conn.execute("UPDATE pairing_offers SET state = 'in_progress' WHERE code = ?"
+                       " AND state = 'open'", [row[0]])
+    return str(row[0]) if cur.rowcount == 1 else None
+
+
+def finish_offer(conn: sqlite3.Connection, code: str, state: str, device: str | None = None,
+                 reason: str | None = None) -> None:
+    conn.execute("UPDATE pairing_offers SET state = ?, device = ?, reason = ? WHERE code = ?",
+                 [state, device, reason, code])
+
+
+def offer_state(conn: sqlite3.Connection, code: str) -> tuple[str, str | None, str | None, float]:
+    row = conn.execute("SELECT state, device, reason, expires_at FROM pairing_offers WHERE code = ?",
+                       [code]).fetchone()
+    if row is None:
+        return ("gone", None, None, 0.0)
+    return (row[0], row[1], row[2], row[3])
+
+
+# -- the exchange ---------------------------------------------------------------------------
+
+def confirmation(key: bytes, role: bytes, inviter_fp: str, joiner_fp: str) -> str:
+    message = role + b"|" + inviter_fp.encode() + b"|" + joiner_fp.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def joiner_start(code: str) -> tuple[SPAKE2_A, bytes]:
+    spake = SPAKE2_A(code.encode(), idA=ID_JOINER, idB=ID_INVITER)
+    return spake, spake.start()
+
+
+def inviter_start(code: str) -> tuple[SPAKE2_B, bytes]:
+    spake = SPAKE2_B(code.encode(), idA=ID_JOINER, idB=ID_INVITER)
+    return spake, spake.start()
+
+
+def finish(spake: SPAKE2_A | SPAKE2_B, their_message: Any) -> bytes:
+    try:
+        message = bytes.fromhex(their_message) if isinstance(their_message, str) else b""
+        return bytes(spake.finish(message))
+    except (ValueError, SPAKEError):
+        raise PairingError("the other device sent a malformed pairing message") from None
+
+
+def cert_identity(pem: Any) -> tuple[str, str, str]:
+    """(device id, fingerprint, PEM) of a certificate sent during pairing."""
+    if not isinstance(pem, str) or len(pem) > 16_384:
+        raise PairingError("the other device sent no usable certificate")
+    try:
+        der = x509.load_pem_x509_certificate(pem.encode("ascii")).public_bytes(
+            serialization.Encoding.DER)
+    except (ValueError, UnicodeEncodeError):
+        raise PairingError("the other device sent a malformed certificate") from None
+    return device_id_from_cert(der), fingerprint(der), pem
+
+
+def clean_name(name: Any) -> str:
+    text = name if isinstance(name, str) else ""
+    return re.sub(r"[^\w .@'-]", "", text)[:64].strip() or "unnamed device"

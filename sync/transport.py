@@ -1,0 +1,119 @@
+"""The asyncio adapter: moves bytes between a TLS stream and a Link, and nothing more.
+
+All session and store work runs on the node's single store thread (never on the event loop, and
+never two at once), so the event loop only waits on sockets and timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sync.link import Link
+from sync.protocol import Closed, Event
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+READ_SIZE = 1 << 16
+
+
+@dataclass
+class Timing:
+    keepalive: float = 15.0  # ping after this long without pushing anything
+    dead_after: float = 45.0  # silence from the peer for this long: the connection is dead
+    drain_timeout: float = 60.0  # a peer that reads nothing for this long is dropped
+
+
+@dataclass
+class Connection:
+    link: Link
+    writer: asyncio.StreamWriter
+    initiator: str  # device id of the side that dialled
+    address: str
+    device: str  # the peer's device id, from its certificate
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+
+    def close(self) -> None:
+        self.closing = True
+        self.wakeup.set()
+        if not self.writer.is_closing():
+            self.writer.close()
+
+
+async def run_connection(
+    conn: Connection,
+    reader: asyncio.StreamReader,
+    executor: Executor,
+    timing: Timing,
+    on_event: Callable[[Connection, Event], Awaitable[None]],
+) -> Closed | None:
+    """Drive one connection until it ends; returns how the session closed (None: socket died)."""
+    loop = asyncio.get_running_loop()
+
+    async def run(fn: Callable[[], T]) -> T:
+        return await loop.run_in_executor(executor, fn)
+
+    async def send(data: bytes) -> None:
+        if data and not conn.writer.is_closing():
+            conn.writer.write(data)
+            await asyncio.wait_for(conn.writer.drain(), timing.drain_timeout)
+
+    def receive_and_reply(data: bytes) -> tuple[list[Event], bytes]:
+        events = conn.link.receive(data)
+        return events, conn.link.outgoing()
+
+    def push_and_reply() -> bytes:
+        conn.link.push()
+        return conn.link.outgoing()
+
+    def start() -> bytes:
+        conn.link.start()
+        return conn.link.outgoing()
+
+    async def reading() -> None:
+        while not conn.closing:
+            try:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timing.dead_after)
+            except TimeoutError:
+                await run(lambda: conn.link.session.close("no sign of life (keepalive timeout)"))
+                data = b""
+            events, out = await run(lambda: receive_and_reply(data))
+            await send(out)
+            for event in events:
+                await on_event(conn, event)
+            if conn.link.closed is not None or not data:
+                return
+            conn.wakeup.set()  # acknowledgements may have opened the send window
+
+    async def pushing() -> None:
+        while not conn.closing and conn.link.closed is None:
+            try:
+                await asyncio.wait_for(conn.wakeup.wait(), timing.keepalive)
+            except TimeoutError:
+                await run(lambda: conn.link.session.ping(0))
+            conn.wakeup.clear()
+            await send(await run(push_and_reply))
+
+    try:
+        await send(await run(start))
+        tasks = [asyncio.create_task(reading()), asyncio.create_task(pushing())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await send(await run(conn.link.outgoing))  # a last ERROR frame, if any
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        log.info("connection to %s ended: %s", conn.address, exc)
+    finally:
+        conn.close()
+    return conn.link.closed
+
