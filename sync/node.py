@@ -196,6 +196,18 @@ class Node:
     # -- connections ------------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # cancelled and awaited on shutdown like our own tasks
+        try:
+            await self._accept_tls(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()  # shutting down; asyncio's stream callback must not see a cancel
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
         try:

@@ -68,7 +68,7 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=pairing_client_context()), STEP_TIMEOUT)
     except (OSError, TimeoutError) as exc:
-        raise PairingError(f"cannot reach {host}:{port} ({exc}); is `covey pair` or "
+        raise PairingError(f"cannot reach {host}:{port} ({exc!r}); is `covey pair` or "
                            "`covey serve` running there?") from None
     decoder = FrameDecoder()
     try:
@@ -87,10 +87,7 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
         if not hmac.compare_digest(str(accept.get("mac")), expected):
             raise PairingError("wrong code (or someone in between): nothing was trusted")
         data = bytes.fromhex(str(accept.get("household", "")))
-        inviter = await run(lambda: _adopt_household(store, data, identity, inviter_fp))
-        writer.write(_pair_frame(step="done"))
-        await writer.drain()
-        return inviter
+        return await run(lambda: _adopt_household(store, data, identity, inviter_fp))
     except (TimeoutError, ConnectionError) as exc:
         raise PairingError(f"pairing with {host}:{port} broke off ({exc or 'timeout'})") from None
     except ValueError:

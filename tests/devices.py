@@ -1,0 +1,151 @@
+"""Several covey devices on one machine, each with its own home, as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.config import Paths
+from sync.identity import load_or_create
+from sync.store import Store
+from tests.conftest import ROOT, run_covey
+
+
+def free_port() -> int:
+    """A bindable port below the ephemeral range, so no outgoing connection can take it."""
+    while True:
+        port = random.randint(20000, 30000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (bounded); fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+class Device:
+    def __init__(self, root: Path, name: str, host: str = "127.0.0.1") -> None:
+        self.name = name
+        self.home = root / name
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        (self.home / "config.toml").write_text(
+            f'device_name = "{name}"\nlisten = "{host}:{self.port}"\nauto_title = false\n')
+        self.device_id = load_or_create(Paths.at(self.home).identity_dir, name).device_id
+        self.log = self.home / "serve.log"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "COVEY_HOME": str(self.home)}
+
+    def covey(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        return run_covey(*args, home=self.home, input=input)
+
+    def popen(self, *args: str, prefix: list[str] | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*(prefix or []), sys.executable, "-m", "app", *args],
+                                env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def serve(self, *peers: Device, extra: tuple[str, ...] = (), prefix: list[str] | None = None) -> None:
+        args = ["--log-level", "info", "serve"]
+        for peer in peers:
+            args += ["--peer", peer.address]
+        log = self.log.open("ab")
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "app", *args, *extra],
+                                     env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log)
+        eventually(lambda: "listening on" in self.log.read_text(errors="replace")
+                   or self.proc.poll() is not None, timeout=30)
+        assert self.proc.poll() is None, self.log.read_text()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def store(self) -> Store:
+        return Store.open(Paths.at(self.home), self.device_id)
+
+    def history(self) -> list[dict[str, Any]]:
+        out = self.covey("history", "--json", "--limit", "100000", "--all")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def contents(self) -> dict[str, list[tuple[str, str, str]]]:
+        """Every conversation: (message id, role, text), read straight from the store."""
+        store = self.store()
+        try:
+            return {row.id: [(m.id, m.role, m.text) for m in store.messages(row.id)]
+                    for row in store.list_conversations(include_archived=True)}
+        finally:
+            store.close()
+
+
+def pair(inviter: Device, joiner: Device, code: str = "7-violet-anchor") -> None:
+    """Pair two devices the way a user does (`covey pair` on both)."""
+    invite = inviter.popen("pair", "--code", code, "--listen", inviter.address)
+    try:
+        eventually(lambda: _offer_open(inviter, code), timeout=20)
+        joined = joiner.covey("pair", code, "--address", inviter.address)
+        assert joined.returncode == 0, joined.stderr
+        out, err = invite.communicate(timeout=30)
+        assert invite.returncode == 0, err.decode()
+    finally:
+        if invite.poll() is None:
+            invite.kill()
+
+
+def _offer_open(device: Device, code: str) -> bool:
+    import sqlite3
+
+    db = device.home / "covey.db"
+    if not db.exists():
+        return False
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        row = conn.execute("SELECT state FROM pairing_offers WHERE code = ?", [code]).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    if row is None or row[0] != "open":
+        return False
+    # and the listener is up
+    try:
+        with socket.create_connection((device.host, device.port), timeout=1):
+            return True
+    except OSError:
+        return False

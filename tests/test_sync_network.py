@@ -1,0 +1,166 @@
+"""Devices as separate processes on loopback: real TLS, real sockets, separate homes."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.devices import Device, eventually, pair
+
+FAKE = ("--model", "fake")
+
+
+@pytest.fixture
+def devices(tmp_path: Path):  # type: ignore[no-untyped-def]
+    made: list[Device] = []
+
+    def make(name: str) -> Device:
+        device = Device(tmp_path, name)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        device.kill()
+
+
+def same(*devs: Device) -> bool:
+    first = devs[0].contents()
+    return bool(first) and all(d.contents() == first for d in devs[1:])
+
+
+def test_two_devices_pair_then_converge(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("alpha"), devices("beta")
+    assert a.covey("ask", *FAKE, "written before pairing on a").returncode == 0
+    pair(a, b)
+    members = json.loads(b.covey("devices", "--json").stdout)
+    assert {m["device_id"] for m in members} == {a.device_id, b.device_id}
+    a.serve()
+    b.serve()  # b learnt a's address at pairing and dials it
+    assert b.covey("ask", *FAKE, "written on b").returncode == 0
+    assert a.covey("ask", *FAKE, "written on a").returncode == 0
+    eventually(lambda: same(a, b) and len(a.contents()) == 3)
+    texts = {m[2] for msgs in a.contents().values() for m in msgs}
+    assert {"written before pairing on a", "written on b", "written on a"} <= texts
+
+
+def test_three_devices_in_a_line_and_a_triangle_converge(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = devices("a"), devices("b"), devices("c")
+    pair(a, b, "3-amber-anchor")
+    pair(b, c, "4-amber-anchor")  # c joins through b; a learns of c when the household syncs
+    a.serve()
+    b.serve(a)
+    c.serve(b)  # a line: a — b — c
+    for dev in (a, b, c):
+        assert dev.covey("ask", *FAKE, f"from {dev.name}").returncode == 0
+    eventually(lambda: same(a, b, c) and len(a.contents()) == 3)
+    # a trusts c now (the household carried it), so a triangle works too
+    c.stop()
+    b.stop()
+    c.serve(a)
+    assert c.covey("ask", *FAKE, "c talks to a directly").returncode == 0
+    eventually(lambda: "c talks to a directly" in str(a.contents()))
+    b.serve(c)
+    eventually(lambda: same(a, b, c) and len(b.contents()) == 4)
+
+
+def test_concurrent_writes_to_one_conversation_lose_nothing(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    assert a.covey("ask", *FAKE, "shared start").returncode == 0
+    conv = eventually(lambda: b.history())[0]["id"]
+    procs = []
+    for i in range(3):
+        procs.append(a.popen("ask", *FAKE, "--conversation", conv, f"a says {i}"))
+        procs.append(b.popen("ask", *FAKE, "--conversation", conv, f"b says {i}"))
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    eventually(lambda: same(a, b) and len(a.contents()[conv]) == 14)
+    prompts = sorted(m[2] for m in a.contents()[conv] if m[1] == "user")
+    assert prompts == sorted(["shared start"] + [f"{w} says {i}" for w in "ab" for i in range(3)])
+
+
+def test_offline_device_catches_up_on_1000_messages(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    a.serve()
+    store = a.store()
+    try:
+        conv = store.create_conversation()
+        for i in range(1000):
+            store.add_message(conv, "user" if i % 2 == 0 else "assistant", f"message number {i}")
+    finally:
+        store.close()
+    started = time.monotonic()
+    b.serve()
+    eventually(lambda: len(b.contents().get(conv, [])) == 1000, timeout=120)
+    catch_up = time.monotonic() - started
+    assert same(a, b)
+    print(f"caught up 1000 messages in {catch_up:.2f}s")
+
+
+def test_tokens_appear_on_the_peer_while_still_streaming(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    asking = a.popen("ask", "--model", "fake:words=400,delay=0.01", "stream me")
+    seen_partial = False
+    deadline = time.monotonic() + 60
+    while asking.poll() is None and time.monotonic() < deadline:
+        for msgs in b.contents().values():
+            answer = [m for m in msgs if m[1] == "assistant"]
+            if answer and 0 < len(answer[0][2]) < len("".join(f"w{i} " for i in range(400))):
+                seen_partial = True
+        if seen_partial:
+            break
+        time.sleep(0.05)
+    asking.communicate(timeout=60)
+    assert seen_partial, "the answer never showed up on b while it was being generated"
+    eventually(lambda: same(a, b))
+
+
+@pytest.mark.parametrize("victim", ["receiver", "sender"])
+def test_kill_9_during_catch_up_then_converge(devices, victim: str) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    store = a.store()
+    try:
+        for c in range(30):
+            conv = store.create_conversation()
+            for i in range(100):
+                store.add_message(conv, "user", f"conversation {c} message {i} " + "pad " * 40)
+    finally:
+        store.close()
+    a.serve()
+    b.serve()
+    rng = random.Random(victim)
+    eventually(lambda: len(b.contents()) >= 1, timeout=60)  # catch-up under way
+    time.sleep(rng.uniform(0.0, 0.2))
+    (b if victim == "receiver" else a).kill()
+    time.sleep(0.2)
+    if victim == "receiver":
+        b.serve()
+    else:
+        a.serve()
+    eventually(lambda: same(a, b) and len(b.contents()) == 30, timeout=120)
+    for msgs in b.contents().values():
+        assert len(msgs) == 100 and len({m[0] for m in msgs}) == 100
+
+
+def test_stop_is_clean_on_sigterm(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("a")
+    a.serve()
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(timeout=20) == 0
+    log = a.log.read_text()
+    assert "covey node stopped" in log and "Traceback" not in log
