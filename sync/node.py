@@ -245,17 +245,18 @@ class Node:
             if known and known in self.connections:  # already connected (they dialled us)
                 await asyncio.sleep(1.0)
                 continue
-            started = time.monotonic()
+            reached = False
             try:
-                await self._dial_once(address)
+                reached = await self._dial_once(address)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("dial %s:%s failed: %s", *address, exc)
-            if time.monotonic() - started > 10:
-                delay = low  # it was up for a while: reconnect promptly
+            if reached:
+                delay = low  # the peer is there and talked to us: reconnect promptly
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, high)
 
-    async def _dial_once(self, address: tuple[str, int]) -> None:
+    async def _dial_once(self, address: tuple[str, int]) -> bool:
+        """One connection to `address`; True if a sync session got going on it."""
         pems = [d.cert_pem for d in self._trusted.values()]
         ctx = client_context(self.identity, pems)
         reader, writer = await asyncio.wait_for(
@@ -264,13 +265,14 @@ class Node:
         member = self._trusted.get(fp or "")
         if member is None or member.device_id == self.identity.device_id:
             writer.close()  # not a member, or ourselves
-            return
+            return False
         self._dialing[address] = member.device_id
-        await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
-                         address=f"{address[0]}:{address[1]}")
+        return await self._sync(reader, writer, member.device_id,
+                                initiator=self.identity.device_id,
+                                address=f"{address[0]}:{address[1]}")
 
     async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    device_id: str, initiator: str, address: str) -> None:
+                    device_id: str, initiator: str, address: str) -> bool:
         session = await self._run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
         closed = await run_connection(conn, reader, self.executor, self.options.timing, self._event)
@@ -279,6 +281,7 @@ class Node:
             await self._run(lambda: self._status(device_id, address, online=False))
         if closed is not None:
             log.info("sync with %s ended: %s", device_id, closed.reason)
+        return conn.link.session.peer is not None
 
     def _hello(self) -> Hello:
         index = self.store.sync_index()

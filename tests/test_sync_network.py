@@ -164,3 +164,36 @@ def test_stop_is_clean_on_sigterm(devices) -> None:  # type: ignore[no-untyped-d
     assert a.proc.wait(timeout=20) == 0
     log = a.log.read_text()
     assert "covey node stopped" in log and "Traceback" not in log
+
+
+def test_connection_cut_again_and_again_still_converges(devices) -> None:  # type: ignore[no-untyped-def]
+    from tests.devices import free_port
+    from tests.flaky_proxy import FlakyProxy
+
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    # b may only reach a through the proxy
+    import sqlite3
+
+    conn = sqlite3.connect(b.home / "covey.db")
+    conn.execute("DELETE FROM peer_addresses")
+    conn.commit()
+    conn.close()
+    store = a.store()
+    try:
+        for c in range(20):
+            conv = store.create_conversation()
+            for i in range(50):
+                store.add_message(conv, "user", f"a {c}/{i} " + "pad " * 30)
+    finally:
+        store.close()
+    a.serve()
+    with FlakyProxy((a.host, a.port), free_port(), seed=3) as proxy:
+        b.serve(extra=("--peer", f"127.0.0.1:{proxy.port}"))
+        for i in range(5):
+            assert b.covey("ask", *FAKE, f"b writes {i}").returncode == 0
+        eventually(lambda: same(a, b) and len(a.contents()) == 25, timeout=180)
+        assert proxy.cuts >= 5  # the link really was cut, repeatedly
+    for msgs in a.contents().values():
+        assert len({m[0] for m in msgs}) == len(msgs)  # no duplicates
+    assert sum(len(m) for m in a.contents().values()) == 20 * 50 + 5 * 2
