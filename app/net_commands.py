@@ -53,8 +53,10 @@ async def _serve(node: Node) -> None:
 
 
 def pair(ctx: Context, args: argparse.Namespace) -> int:
-    if args.code_to_join:
+    if args.code_to_join is not None:
         return _join(ctx, args)
+    if args.address:
+        raise UsageError("--address is for joining: covey pair CODE --address HOST:PORT")
     return _invite(ctx, args)
 
 

@@ -39,7 +39,8 @@ async def _read_pair(reader: asyncio.StreamReader, decoder: FrameDecoder) -> dic
             raise PairingError(f"the other device sent garbage ({exc})") from None
         if frame is not None:
             if frame.type != FrameType.PAIR:
-                raise PairingError("the other device does not speak the pairing protocol")
+                raise PairingError("a device without a certificate may only use the pairing "
+                                   "protocol; pair it first (`covey pair`)")
             if frame.header.get("step") == "fail":
                 raise PairingError(f"the other device refused: {frame.header.get('reason')}")
             return frame.header
@@ -142,9 +143,7 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
         device_id, joiner_fp, pem = pairing.cert_identity(confirm.get("cert"))
         expected = pairing.confirmation(key, pairing.ID_JOINER, identity.fingerprint, joiner_fp)
         if not hmac.compare_digest(str(confirm.get("mac")), expected):
-            writer.write(_pair_frame(step="fail", reason="wrong code: nothing was trusted"))
-            await writer.drain()
-            raise PairingError("wrong code from the joining device: nothing was trusted")
+            raise PairingError("wrong code: nothing was trusted")
         name = pairing.clean_name(start.get("name"))
         data = await run(lambda: _admit(store, device_id, joiner_fp, pem, name, identity))
         writer.write(_pair_frame(step="accept", household=data.hex(), mac=pairing.confirmation(
@@ -153,6 +152,11 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
         await run(lambda: pairing.finish_offer(store.db.conn, code, "used", device_id))  # type: ignore[arg-type]
         return Paired(device_id, joiner_fp, name)
     except PairingError as exc:
+        try:  # tell the other side why, if it is still listening
+            writer.write(_pair_frame(step="fail", reason=str(exc)))
+            await asyncio.wait_for(writer.drain(), 5)
+        except (ConnectionError, TimeoutError):
+            pass
         if code is not None:
             reason = str(exc)
             await run(lambda: pairing.finish_offer(store.db.conn, code, "failed", None, reason))  # type: ignore[arg-type]
