@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     ident = sub.add_parser("id", parents=[common], help="print this device's id")
     ident.add_argument("-v", "--verbose", action="store_true", help="also name and fingerprint")
 
+    bench_sync = bench_sub.add_parser(
+        "sync", parents=[common],
+        help="sync latency, catch-up bytes, idle reconnect (two nodes on loopback, scratch homes)")
+    bench_sync.add_argument("--json", action="store_true", help="print JSON")
+    bench_sync.add_argument("--commits", type=_positive_int, default=200, metavar="N",
+                            help="commits timed for latency (default 200)")
+    bench_sync.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
+                            help="conversations in the idle-reconnect stores (default 10000)")
+
     sub.add_parser("doctor", parents=[common],
                    help="check versions, the model file, the data directory and the store")
     sub.add_parser("chat", parents=[common], help="interactive chat (the default)")

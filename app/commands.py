@@ -166,6 +166,18 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def bench(ctx: Context, args: argparse.Namespace) -> int:
+    if args.bench_target == "sync":
+        from app import bench_sync
+
+        report = bench_sync.run(latency_commits=args.commits,
+                                idle_conversations=args.conversations,
+                                progress=None if args.json else sys.stderr)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            for key, value in report.items():
+                print(f"{key:<28} {value}")
+        return 0
     from app.bench import bench_model, print_model_report
 
     report = bench_model(ctx, max_tokens=args.max_tokens, rounds=args.rounds,

@@ -70,6 +70,7 @@ class DocumentStore:
         self._listeners: list[Callable[[StoreEvent], None]] = []
         self._lock = threading.RLock()
         self._polled_seq = self._max_seq()
+        self._digest: tuple[object, str] | None = None
         self.epoch = self._ensure_epoch()
 
     @classmethod
@@ -211,6 +212,16 @@ class DocumentStore:
                 "SELECT vv FROM doc_versions WHERE doc_id = ?", [doc_id]
             ).fetchone()
         return bytes(row[0]) if row else b""
+
+    def sync_digest(self) -> str:
+        """Hex digest over every document's version; cached until the update log changes."""
+        with self._lock:
+            key = self.db.conn.execute(
+                "SELECT (SELECT MAX(seq) FROM updates), (SELECT COUNT(*) FROM doc_versions)"
+            ).fetchone()
+            if self._digest is None or self._digest[0] != key:
+                self._digest = (key, versions.digest(versions.index(self.db.conn)).hex())
+            return self._digest[1]
 
     def sync_index(self) -> list[tuple[str, bytes]]:
         """(document id, canonical version) of every document, sorted by id."""

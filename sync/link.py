@@ -11,6 +11,7 @@ go out together as one message (coalesced).
 from __future__ import annotations
 
 import logging
+import time
 
 from app.errors import InvalidUpdateError, StoreError
 from sync.docstore import DocumentStore
@@ -30,6 +31,7 @@ class Link:
         # Everything up to here is covered by the catch-up; newer updates are pushed live.
         self.cursor = store.last_seq()
         self.caught_up = False
+        self.caught_up_at: float | None = None
         self.closed: Closed | None = None
         self.received_updates = 0
         self.changed_docs: set[str] = set()
@@ -52,6 +54,7 @@ class Link:
                 self._persist(event)
             elif isinstance(event, CaughtUp):
                 self.caught_up = True
+                self.caught_up_at = time.perf_counter()
             elif isinstance(event, Closed):
                 self.closed = event
             elif isinstance(event, (PeerHello, Acknowledged)):

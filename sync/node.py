@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import CoveyError
-from sync import household, pair_flow, versions
+from sync import household, pair_flow
 from sync.identity import Identity
 from sync.link import Link
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
@@ -113,6 +113,8 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
         self._trusted: dict[str, household.Device] = {}
+        self._server_ctx = server_context(identity, [identity.cert_pem])
+        self._anchored = {identity.fingerprint}
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -124,13 +126,18 @@ class Node:
         self._household_id = await self._run(
             lambda: household.ensure(self.store, self.identity, self.name))
         await self._refresh_trust()
+        await self._run(self.store.sync_digest)  # computed once now, cached for every hello
         unsubscribe = self.store.subscribe(self._on_store_event)
         server = None
         try:
             if self.options.listen:
                 host, port = self.options.listen
                 try:
-                    server = await asyncio.start_server(self._accept, host, port)
+                    # TLS from the first byte (upgrading a plain stream later can lose the
+                    # ClientHello to the stream's buffer). Revocation cannot remove an anchor
+                    # from a live context, so the handshake is followed by a pin check.
+                    server = await asyncio.start_server(
+                        self._accept, host, port, ssl=self._server_ctx, ssl_handshake_timeout=10)
                 except OSError as exc:
                     raise NodeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 self.bound = server.sockets[0].getsockname()[:2]
@@ -185,6 +192,10 @@ class Node:
 
     async def _refresh_trust(self) -> None:
         self._trusted = await self._run(lambda: household.trusted(self.store))
+        for fp, member in self._trusted.items():
+            if fp not in self._anchored:  # new members become trust anchors for handshakes
+                self._server_ctx.load_verify_locations(cadata=member.cert_pem)
+                self._anchored.add(fp)
         self._household_id = await self._run(lambda: household.household_id(self.store))
         trusted_ids = {d.device_id for d in self._trusted.values()}
         for device_id, conn in list(self.connections.items()):
@@ -210,13 +221,6 @@ class Node:
     async def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
-        try:
-            pems = [d.cert_pem for d in self._trusted.values()]
-            await asyncio.wait_for(writer.start_tls(server_context(self.identity, pems)), 10)
-        except (ssl.SSLError, OSError, TimeoutError) as exc:
-            log.info("refused %s at the TLS handshake: %s", address, exc)
-            writer.close()
-            return
         fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
         if fp is None:
             paired = await pair_flow.serve(reader, writer, self.store, self.identity, self.executor)
@@ -284,9 +288,8 @@ class Node:
         return conn.link.session.peer is not None
 
     def _hello(self) -> Hello:
-        index = self.store.sync_index()
         return Hello(device=self.identity.device_id, household=self._household_id,
-                     epoch=self.store.epoch, instance=INSTANCE, digest=versions.digest(index).hex())
+                     epoch=self.store.epoch, instance=INSTANCE, digest=self.store.sync_digest())
 
     async def _event(self, conn: Connection, event: Event) -> None:
         expected = conn.device

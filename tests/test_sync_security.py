@@ -71,7 +71,7 @@ def test_unpaired_certificate_gets_nothing_and_writes_nothing(devices, tmp_path:
     got = asyncio.run(_try_sync_as(tmp_path / "stranger", "stranger", a.host, a.port, pem))
     assert got == b"" and SECRET.encode() not in got
     assert rows(a) == before
-    assert "refused" in a.log.read_text() or "handshake" in a.log.read_text()
+    assert a.proc is not None and a.proc.poll() is None  # the node shrugs it off and stays up
 
 
 def test_certificate_less_client_may_only_pair(devices) -> None:  # type: ignore[no-untyped-def]
