@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/covey bench model
+	$(BIN)/covey bench sync
 	$(BIN)/python tests/bench_scale.py
 
 clean:

@@ -185,10 +185,15 @@ class Node:
             self._spawn(self._refresh_trust())
 
     async def _watch(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(self.options.poll_interval)
             for doc_id in await self._run(self.store.poll):
                 self._changed(doc_id)
+            ticks += 1
+            if ticks % 40 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
+                for address in await self._run(self._stored_addresses):
+                    self.dial(address)
 
     async def _refresh_trust(self) -> None:
         self._trusted = await self._run(lambda: household.trusted(self.store))

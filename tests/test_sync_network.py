@@ -197,3 +197,29 @@ def test_connection_cut_again_and_again_still_converges(devices) -> None:  # typ
     for msgs in a.contents().values():
         assert len({m[0] for m in msgs}) == len(msgs)  # no duplicates
     assert sum(len(m) for m in a.contents().values()) == 20 * 50 + 5 * 2
+
+
+def test_pairing_while_both_nodes_run(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b = devices("a"), devices("b")
+    a.serve()
+    b.serve()
+    assert a.covey("ask", *FAKE, "before pairing").returncode == 0
+    pair(a, b, "9-amber-anchor")  # a's running node answers; b's running node learns of a
+    eventually(lambda: same(a, b), timeout=60)
+
+
+def test_only_one_node_per_home(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("a")
+    a.serve()
+    second = a.covey("serve", "--listen", "127.0.0.1:0")
+    assert second.returncode != 0 and "already running" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_dialling_ourselves_is_dropped(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("a")
+    a.serve(a)  # our own address as a peer
+    assert a.covey("ask", *FAKE, "still fine").returncode == 0
+    time.sleep(1.0)
+    assert a.proc is not None and a.proc.poll() is None
+    assert "Traceback" not in a.log.read_text()
