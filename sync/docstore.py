@@ -54,6 +54,7 @@ class _Loaded:
     doc: LoroDoc
     seen_seq: int  # every update row of this doc with seq <= seen_seq is in `doc`
     writes: int = 0
+    drops: int = 0  # how many times the document had been dropped when this was loaded
 
 
 class DocumentStore:
@@ -150,9 +151,11 @@ class DocumentStore:
 
     def _entry(self, conn: sqlite3.Connection, doc_id: str, must_exist: bool = True) -> _Loaded:
         """The document `doc_id`, with everything other processes appended imported."""
+        row = conn.execute("SELECT value FROM covey_meta WHERE key = ?", ["drops:" + doc_id]).fetchone()
+        drops = int(row[0]) if row else 0
         entry = self._docs.get(doc_id)
-        if entry is None:
-            entry = _Loaded(doc=LoroDoc(), seen_seq=0)
+        if entry is None or entry.drops != drops:  # (another process dropped it: start over)
+            entry = _Loaded(doc=LoroDoc(), seen_seq=0, drops=drops)
             entry.doc.peer_id = self._writer.peer_id
             self._docs[doc_id] = entry
         snap = conn.execute(
@@ -194,6 +197,10 @@ class DocumentStore:
         with self._lock, transaction(self.db) as conn:
             for table in ("updates", "snapshots", "doc_versions"):
                 conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", [doc_id])
+            # Other processes holding the document in memory see the count change and reload.
+            conn.execute(
+                "INSERT INTO covey_meta (key, value) VALUES (?, '1') ON CONFLICT(key)"
+                " DO UPDATE SET value = CAST(value AS INTEGER) + 1", ["drops:" + doc_id])
             self._docs.pop(doc_id, None)
 
     # -- what sync uses -------------------------------------------------------------------

@@ -279,3 +279,21 @@ def test_live_writers_answers_are_not_marked_interrupted(paths: Paths) -> None:
         assert c.recover_interrupted() == [other]
     finally:
         c.close()
+
+
+def test_a_document_dropped_by_another_process_is_reloaded(paths: Paths, tmp_path: Path) -> None:
+    a = Store.open(paths, "D")
+    b = Store.open(paths, "D")
+    other = Store.open(Paths.at(tmp_path / "other"), "O")
+    try:
+        old = a.create_conversation()
+        assert b.conversation(old).id == old  # b holds it in memory
+        replacement = other.create_conversation()
+        a.drop_document(old)
+        with pytest.raises(UnknownConversationError):
+            b.conversation(old)  # b noticed the drop instead of serving its stale copy
+        a.import_updates(replacement, other.export_updates(replacement))
+        assert b.conversation(replacement).id == replacement
+    finally:
+        for s in (a, b, other):
+            s.close()
