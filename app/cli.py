@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Without CODE: show a one-time code and wait for the other "
                           "device. With CODE: join the household of the device showing it.")
     pair.add_argument("code_to_join", nargs="?", metavar="CODE", help="the code the other device shows")
-    pair.add_argument("--address", metavar="HOST:PORT", help="the inviting device (when joining)")
+    pair.add_argument("--address", metavar="HOST:PORT",
+                      help="the inviting device, when joining (default: find it by mDNS)")
     pair.add_argument("--code", help="choose the code to show (scripts, headless devices)")
     pair.add_argument("--listen", metavar="HOST:PORT",
                       help="where to wait for the other device if no node is running")
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
     devices.add_argument("device", nargs="?", help="device id (or a unique prefix) to remove")
     devices.add_argument("--json", action="store_true", help="print JSON")
+
+    peers_p = sub.add_parser("peers", parents=[common],
+                             help="devices seen on the LAN and paired: online, last sync, models")
+    peers_p.add_argument("--json", action="store_true", help="print JSON")
+    status_p = sub.add_parser("status", parents=[common], help="the local node at a glance")
+    status_p.add_argument("--json", action="store_true", help="print JSON")
 
     ident = sub.add_parser("id", parents=[common], help="print this device's id")
     ident.add_argument("-v", "--verbose", action="store_true", help="also name and fingerprint")

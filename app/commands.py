@@ -212,6 +212,7 @@ def _net(name: str):  # type: ignore[no-untyped-def]
 
 HANDLERS = {
     "serve": _net("serve"), "pair": _net("pair"), "devices": _net("devices"), "id": _net("device_id"),
+    "peers": _net("peers"), "status": _net("status"),
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
 }

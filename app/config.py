@@ -83,6 +83,8 @@ class Config:
     compact_after: int = 256  # updates per conversation before they are folded into a snapshot
     listen: str = "0.0.0.0:7420"  # where `covey serve` accepts peers
     peers: list[str] = field(default_factory=list)  # HOST:PORT of peers to dial
+    mdns: bool = True  # find the household's devices on the LAN by mDNS
+    mdns_interfaces: list[str] = field(default_factory=list)  # addresses to use; empty: all
 
     @classmethod
     def load(cls, path: Path) -> Config:

@@ -18,10 +18,13 @@ from sync.node import Node, NodeError, NodeLock, NodeOptions, parse_address
 from sync.pairing import PairingError
 
 
-def node_options(ctx: Context, listen: str | None, peers: list[str] | None) -> NodeOptions:
+def node_options(ctx: Context, listen: str | None, peers: list[str] | None,
+                 mdns: bool | None = None) -> NodeOptions:
     return NodeOptions(
         listen=parse_address(listen or ctx.config.listen),
         peers=[parse_address(p) for p in (ctx.config.peers + (peers or []))],
+        mdns=ctx.config.mdns if mdns is None else mdns,
+        mdns_interfaces=ctx.config.mdns_interfaces or None,
     )
 
 
@@ -62,22 +65,50 @@ def pair(ctx: Context, args: argparse.Namespace) -> int:
 
 def _join(ctx: Context, args: argparse.Namespace) -> int:
     code = pairing.normalize_code(args.code_to_join)
-    if not args.address:
-        raise UsageError("give the inviting device's address: covey pair CODE --address HOST:PORT")
-    host, port = parse_address(args.address)
     store, identity = ctx.store, ctx.identity
+    if args.address:
+        candidates = [parse_address(args.address)]
+    else:
+        candidates = _find_inviters(ctx)
     from concurrent.futures import ThreadPoolExecutor
 
+    inviter, failures = None, []
     with ThreadPoolExecutor(1) as executor:
-        inviter = asyncio.run(pair_flow.join(host, port, code, store, identity,
-                                             ctx.config.device_name, executor))
-    store.db.conn.execute("INSERT OR IGNORE INTO peer_addresses (address, added_at) VALUES (?, ?)",
-                          [f"{host}:{port}", time.time()])
+        for host, port in candidates:
+            try:
+                inviter = asyncio.run(pair_flow.join(host, port, code, store, identity,
+                                                     ctx.config.device_name, executor))
+                break
+            except PairingError as exc:
+                failures.append(str(exc))
+                if "wrong code" in str(exc):
+                    raise  # the right device said no: do not try the code elsewhere
+    if inviter is None:
+        raise PairingError(failures[-1] if failures else "pairing failed")
+    if args.address:  # found by mDNS, it will be found again; a typed address is remembered
+        store.db.conn.execute("INSERT OR IGNORE INTO peer_addresses (address, added_at)"
+                              " VALUES (?, ?)", [args.address, time.time()])
     print(f"Paired with {inviter.name} ({inviter.device_id})")
     print(f"  their fingerprint: {_fp(inviter.fingerprint)}")
     print(f"  this device:       {identity.device_id}, fingerprint {_fp(identity.fingerprint)}")
     print("Run `covey serve` on both devices to keep them in sync.")
     return 0
+
+
+def _find_inviters(ctx: Context) -> list[tuple[str, int]]:
+    from sync.discovery import browse_for_pairing
+
+    if not ctx.config.mdns:
+        raise UsageError("mDNS is off in the config: give --address HOST:PORT")
+    print("Looking for the inviting device on the LAN (mDNS)…", file=sys.stderr, flush=True)
+    found = asyncio.run(browse_for_pairing(ctx.config.mdns_interfaces or None, seconds=8))
+    own = ctx.identity.device_id.replace("-", "")
+    addresses = [(a, s.port) for s in found if not own.startswith(s.device_prefix)
+                 for a in s.addresses]
+    if not addresses:
+        raise PairingError("no device with an open pairing code was found on this network; "
+                           "run `covey pair` there first, or give --address HOST:PORT")
+    return addresses
 
 
 def _invite(ctx: Context, args: argparse.Namespace) -> int:
@@ -97,7 +128,9 @@ def _invite(ctx: Context, args: argparse.Namespace) -> int:
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
         port = options.listen[1] if options.listen else 7420
         print(f"Pairing code: {code}   (valid {int(args.timeout // 60)} min, works once)")
-        print(f"On the other device run:  covey pair {code} --address {shown}:{port}", flush=True)
+        print(f"On the other device run:  covey pair {code}", flush=True)
+        print(f"  (without mDNS on the network: covey pair {code} --address {shown}:{port})",
+              flush=True)
         if own_node:
             result = asyncio.run(_wait_with_node(ctx, options, code, offer.expires_at))
         else:
@@ -189,3 +222,77 @@ def device_id(ctx: Context, args: argparse.Namespace) -> int:
 
 def _fp(fingerprint: str) -> str:
     return ":".join(fingerprint[i:i + 4] for i in range(0, 32, 4)) + "…"
+
+
+def peers(ctx: Context, args: argparse.Namespace) -> int:
+    """Devices seen on the LAN and paired: online or not, last sync, model capability."""
+    from sync.discovery import household_hash
+
+    store = ctx.store
+    household.ensure(store, ctx.identity, ctx.config.device_name)
+    ours = household_hash(household.household_id(store))
+    members = {d.device_id.replace("-", ""): d for d in household.devices(store)}
+    status = {r[0]: r for r in store.db.conn.execute(
+        "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
+    rows: list[dict[str, object]] = []
+    seen_ids: set[str] = set()
+    for name, prefix, hh, addresses, port, models, model, tok_s, online, last in store.db.conn.execute(
+            "SELECT name, device_prefix, household_hash, addresses, port, can_run_models, model,"
+            " tok_s, online, last_seen FROM peers_seen ORDER BY last_seen DESC"):
+        member = next((d for k, d in members.items() if k.startswith(prefix)), None)
+        if member is not None and member.device_id == ctx.identity.device_id:
+            continue
+        s = status.get(member.device_id) if member else None
+        if member:
+            seen_ids.add(member.device_id)
+        rows.append({"name": member.name if member else None, "device_id": member.device_id if member else prefix,
+                     "paired": member is not None and not member.revoked, "same_household": hh == ours,
+                     "addresses": [f"{a}:{port}" for a in addresses.split(",") if a],
+                     "online": bool(s and s[4]) if member else bool(online),
+                     "last_seen": last, "last_sync": s[3] if s else None,
+                     "can_run_models": bool(models), "model": model, "tok_s": tok_s})
+    for d in household.devices(store):
+        if d.device_id in seen_ids or d.device_id == ctx.identity.device_id:
+            continue
+        s = status.get(d.device_id)
+        rows.append({"name": d.name, "device_id": d.device_id, "paired": not d.revoked,
+                     "same_household": True, "addresses": [s[1]] if s and s[1] else [],
+                     "online": bool(s and s[4]), "last_seen": s[2] if s else None,
+                     "last_sync": s[3] if s else None, "can_run_models": False, "model": "",
+                     "tok_s": 0.0})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No other devices seen or paired yet. `covey pair` adds one.")
+    for r in rows:
+        state = "online" if r["online"] else "offline"
+        kind = "paired" if r["paired"] else ("other household" if not r["same_household"] else "unpaired")
+        sync_at = r["last_sync"]
+        synced = time.strftime("%H:%M:%S", time.localtime(sync_at)) if isinstance(sync_at, float) else "never"
+        models = f"runs {r['model']} at {r['tok_s']} tok/s" if r["can_run_models"] else "no model"
+        print(f"{r['name'] or '?':<16} {str(r['device_id'])[:23]:<24} {kind:<15} {state:<8} "
+              f"synced {synced:<9} {models}  {' '.join(r['addresses'])}")  # type: ignore[arg-type]
+    return 0
+
+
+def status(ctx: Context, args: argparse.Namespace) -> int:
+    """The local node: running or not, identity, household, peers online."""
+    store = ctx.store
+    running = NodeLock.held(ctx.paths.locks_dir)
+    household.ensure(store, ctx.identity, ctx.config.device_name)
+    online = store.db.conn.execute("SELECT COUNT(*) FROM peer_status WHERE online = 1").fetchone()[0]
+    members = [d for d in household.devices(store) if not d.revoked]
+    report = {
+        "device_id": ctx.identity.device_id, "name": ctx.config.device_name,
+        "node_running": running, "listen": ctx.config.listen, "mdns": ctx.config.mdns,
+        "household_members": len(members), "peers_online": online if running else 0,
+        "conversations": len(store.list_conversations(include_archived=True)),
+        "model": ctx.config.model or "bundled SmolLM2-135M-Instruct",
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            print(f"{key:<18} {value}")
+    return 0

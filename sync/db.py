@@ -120,12 +120,23 @@ def m005_network_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def m006_seen_on_the_lan(db: sqlite_utils.Database) -> None:
+    """Devices seen by mDNS (members or not), for `covey peers`."""
+    db.execute(
+        "CREATE TABLE peers_seen (name TEXT PRIMARY KEY, device_prefix TEXT NOT NULL,"
+        " household_hash TEXT NOT NULL, addresses TEXT NOT NULL, port INTEGER NOT NULL,"
+        " can_run_models INTEGER NOT NULL, model TEXT, tok_s REAL, online INTEGER NOT NULL,"
+        " last_seen REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
     ("m003_streaming_index", m003_streaming_index),
     ("m004_versions_and_sources", m004_versions_and_sources),
     ("m005_network_state", m005_network_state),
+    ("m006_seen_on_the_lan", m006_seen_on_the_lan),
 ]
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from app.errors import CoveyError
 from sync import household, pair_flow
+from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
 from sync.link import Link
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
@@ -46,6 +47,8 @@ class NodeOptions:
     poll_interval: float = 0.05  # how often other processes' writes are picked up
     timing: Timing = field(default_factory=Timing)
     backoff: tuple[float, float] = (0.5, 30.0)
+    mdns: bool = False  # advertise and browse `_covey._tcp.local.`
+    mdns_interfaces: list[str] | None = None  # None: every interface
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
@@ -113,6 +116,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
         self._trusted: dict[str, household.Device] = {}
+        self.discovery: Discovery | None = None
         self._server_ctx = server_context(identity, [identity.cert_pem])
         self._anchored = {identity.fingerprint}
 
@@ -142,6 +146,8 @@ class Node:
                     raise NodeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 self.bound = server.sockets[0].getsockname()[:2]
                 log.info("listening on %s:%s as %s", *self.bound, self.identity.device_id)
+            if self.options.mdns and self.bound:
+                await self._start_discovery()
             addresses = set(self.options.peers) | set(await self._run(self._stored_addresses))
             for address in sorted(addresses):
                 self.dial(address)
@@ -151,6 +157,8 @@ class Node:
             await stop.wait()
         finally:
             unsubscribe()
+            if self.discovery is not None:
+                await self.discovery.close()  # says goodbye on the LAN
             if server is not None:
                 server.close()
             for conn in list(self.connections.values()):
@@ -194,6 +202,58 @@ class Node:
             if ticks % 40 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
                 for address in await self._run(self._stored_addresses):
                     self.dial(address)
+            if self.discovery is not None and ticks % 10 == 0:
+                pairing_open = await self._run(self._offer_open)
+                if pairing_open != self.discovery.advert.pairing:
+                    await self.discovery.update(pairing=pairing_open)
+
+    def _offer_open(self) -> bool:
+        row = self.store.db.conn.execute(
+            "SELECT 1 FROM pairing_offers WHERE state = 'open' AND expires_at > ?", [time.time()]
+        ).fetchone()
+        return row is not None
+
+    # -- discovery --------------------------------------------------------------------------
+
+    async def _start_discovery(self) -> None:
+        assert self.bound is not None
+        advert = Advert(self.identity.device_id, self._household_id, self.bound[1],
+                        pairing=await self._run(self._offer_open))
+        self.discovery = Discovery(advert, self.options.mdns_interfaces, self._seen, self._gone)
+        try:
+            await self.discovery.start()
+        except OSError as exc:  # no multicast here (VPN, container): manual peers still work
+            log.warning("mDNS discovery unavailable: %s", exc)
+            self.discovery = None
+
+    def _seen(self, seen: Seen) -> None:
+        ours = household_hash(self._household_id)
+        self._spawn(self._run_void(lambda: self._record_seen(seen)))
+        if seen.household_hash != ours or self.identity.device_id.replace("-", "").startswith(
+                seen.device_prefix):
+            return  # another household's device (ignored), or ourselves
+        for address in seen.addresses:
+            self.dial((address, seen.port))
+
+    def _gone(self, seen: Seen) -> None:
+        log.info("%s left the LAN (mDNS goodbye)", seen.name)
+        # Its connection ends by itself (or the keepalive notices): nothing to tear down here.
+        self._spawn(self._run_void(lambda: self._record_seen(seen)))
+
+    async def _run_void(self, fn: Callable[[], None]) -> None:
+        await self._run(fn)
+
+    def _record_seen(self, seen: Seen) -> None:
+        self.store.db.conn.execute(
+            "INSERT INTO peers_seen (name, device_prefix, household_hash, addresses, port,"
+            " can_run_models, model, tok_s, online, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET addresses = excluded.addresses, port = excluded.port,"
+            " household_hash = excluded.household_hash, can_run_models = excluded.can_run_models,"
+            " model = excluded.model, tok_s = excluded.tok_s, online = excluded.online,"
+            " last_seen = excluded.last_seen",
+            [seen.name, seen.device_prefix, seen.household_hash, ",".join(seen.addresses),
+             seen.port, int(seen.can_run_models), seen.model, seen.tok_s, int(seen.online),
+             time.time()])
 
     async def _refresh_trust(self) -> None:
         self._trusted = await self._run(lambda: household.trusted(self.store))
@@ -201,7 +261,10 @@ class Node:
             if fp not in self._anchored:  # new members become trust anchors for handshakes
                 self._server_ctx.load_verify_locations(cadata=member.cert_pem)
                 self._anchored.add(fp)
-        self._household_id = await self._run(lambda: household.household_id(self.store))
+        household_id = await self._run(lambda: household.household_id(self.store))
+        if household_id != self._household_id and self.discovery is not None:
+            await self.discovery.update(household_id=household_id)
+        self._household_id = household_id
         trusted_ids = {d.device_id for d in self._trusted.values()}
         for device_id, conn in list(self.connections.items()):
             if device_id not in trusted_ids:

@@ -45,15 +45,21 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
 
 
 class Device:
-    def __init__(self, root: Path, name: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path, name: str, host: str = "127.0.0.1",
+                 mdns: list[str] | None = None, port: int | None = None) -> None:
         self.name = name
         self.home = root / name
         self.home.mkdir(parents=True, exist_ok=True)
         self.host = host
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        # Tests never multicast on the machine's real interfaces: mDNS is off, or confined to
+        # the addresses given (loopback, or a test namespace's own interface).
+        mdns_lines = ("mdns = true\nmdns_interfaces = [" + ", ".join(f'"{a}"' for a in mdns) + "]\n"
+                      if mdns else "mdns = false\n")
         (self.home / "config.toml").write_text(
-            f'device_name = "{name}"\nlisten = "{host}:{self.port}"\nauto_title = false\n')
+            f'device_name = "{name}"\nlisten = "{host}:{self.port}"\nauto_title = false\n'
+            + mdns_lines)
         self.device_id = load_or_create(Paths.at(self.home).identity_dir, name).device_id
         self.log = self.home / "serve.log"
 
