@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", metavar="HOST:PORT", help="where to accept peers (default 0.0.0.0:7420)")
     serve.add_argument("--peer", action="append", metavar="HOST:PORT",
                        help="a peer to dial (repeatable; also `peers` in the config)")
+    serve.add_argument("--no-model", action="store_true",
+                       help="do not load the model (sync only; nothing offered to peers)")
 
     pair = sub.add_parser("pair", parents=[common], help="pair with another device by a short code",
                           description="Without CODE: show a one-time code and wait for the other "
@@ -127,8 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sync.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
                             help="conversations in the idle-reconnect stores (default 10000)")
 
-    sub.add_parser("doctor", parents=[common],
-                   help="check versions, the model file, the data directory and the store")
+    doctor = sub.add_parser("doctor", parents=[common],
+                            help="check versions, the model file, the data directory and the store")
+    doctor.add_argument("--network", action="store_true",
+                        help="also test mDNS on this network (sends multicast)")
     sub.add_parser("chat", parents=[common], help="interactive chat (the default)")
     return parser
 
@@ -136,8 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = getattr(args, "log_level", "warning")
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = getattr(args, "log_level", "info" if args.command == "serve" else "warning")
+    # serve logs one structured line per event (journald adds the time); others stay terse
+    fmt = ("level=%(levelname)s logger=%(name)s msg=%(message)s" if args.command == "serve"
+           else "%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level.upper(), format=fmt)
     try:
         return commands.run(args)
     except CoveyError as exc:

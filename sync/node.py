@@ -44,11 +44,13 @@ class NodeError(CoveyError):
 class NodeOptions:
     listen: tuple[str, int] | None = None
     peers: list[tuple[str, int]] = field(default_factory=list)
-    poll_interval: float = 0.05  # how often other processes' writes are picked up
+    poll_interval: float = 0.1  # how often other processes' writes are picked up
     timing: Timing = field(default_factory=Timing)
     backoff: tuple[float, float] = (0.5, 30.0)
     mdns: bool = False  # advertise and browse `_covey._tcp.local.`
     mdns_interfaces: list[str] | None = None  # None: every interface
+    model: str = ""  # the model this device can run for others ("" = none), and its speed
+    tok_s: float = 0.0
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
@@ -56,7 +58,7 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     if not sep:
         host, port = text.strip(), str(default_port)
     host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise NodeError(f"{text!r} is not an address (expected HOST:PORT, e.g. 192.168.1.5:7420)")
     return host, int(port)
 
@@ -199,10 +201,10 @@ class Node:
             for doc_id in await self._run(self.store.poll):
                 self._changed(doc_id)
             ticks += 1
-            if ticks % 40 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
+            if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
                 for address in await self._run(self._stored_addresses):
                     self.dial(address)
-            if self.discovery is not None and ticks % 10 == 0:
+            if self.discovery is not None and ticks % 5 == 0:
                 pairing_open = await self._run(self._offer_open)
                 if pairing_open != self.discovery.advert.pairing:
                     await self.discovery.update(pairing=pairing_open)
@@ -218,7 +220,8 @@ class Node:
     async def _start_discovery(self) -> None:
         assert self.bound is not None
         advert = Advert(self.identity.device_id, self._household_id, self.bound[1],
-                        pairing=await self._run(self._offer_open))
+                        can_run_models=bool(self.options.model), model=self.options.model,
+                        tok_s=self.options.tok_s, pairing=await self._run(self._offer_open))
         self.discovery = Discovery(advert, self.options.mdns_interfaces, self._seen, self._gone)
         try:
             await self.discovery.start()

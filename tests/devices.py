@@ -46,7 +46,8 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
 
 class Device:
     def __init__(self, root: Path, name: str, host: str = "127.0.0.1",
-                 mdns: list[str] | None = None, port: int | None = None) -> None:
+                 mdns: list[str] | None = None, port: int | None = None,
+                 model: str = "fake") -> None:
         self.name = name
         self.home = root / name
         self.home.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,7 @@ class Device:
                       if mdns else "mdns = false\n")
         (self.home / "config.toml").write_text(
             f'device_name = "{name}"\nlisten = "{host}:{self.port}"\nauto_title = false\n'
-            + mdns_lines)
+            f'model = "{model}"\n' + mdns_lines)
         self.device_id = load_or_create(Paths.at(self.home).identity_dir, name).device_id
         self.log = self.home / "serve.log"
 

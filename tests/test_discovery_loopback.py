@@ -100,3 +100,17 @@ def test_killed_device_is_marked_offline_and_comes_back(devices) -> None:  # typ
     assert a.covey("ask", *FAKE, "while b was dead").returncode == 0
     b.serve()
     eventually(lambda: "while b was dead" in str(b.contents()), timeout=60)
+
+
+def test_doctor_reports_mdns_working_on_loopback(devices) -> None:  # type: ignore[no-untyped-def]
+    made, make = devices
+    a = make("a")
+    result = a.covey("doctor", "--network")
+    assert "[ok  ] mdns" in result.stdout and "working" in result.stdout, result.stdout
+
+
+def test_doctor_without_network_flag_sends_nothing(devices) -> None:  # type: ignore[no-untyped-def]
+    made, make = devices
+    a = make("a")
+    result = a.covey("doctor")
+    assert "covey doctor --network" in result.stdout

@@ -1,0 +1,134 @@
+"""Real network separation: each device in its own network namespace on a virtual bridge.
+
+The test builds (and tears down) its own LAN: a namespace holding a bridge, and one namespace
+per device joined to it by a veth pair, addresses 10.77.0.N/24 that exist only inside those
+namespaces. Traffic never leaves them. Needs root and `ip netns`; without them the loopback
+variant (test_discovery_loopback.py) still runs, so discovery is always tested.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.devices import Device, eventually
+
+FAKE = ("--model", "fake")
+
+
+def _can_netns() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if shutil.which("ip") is None:
+        return "needs iproute2 (`ip`)"
+    probe = f"cvprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+    if made.returncode != 0:
+        return f"ip netns unavailable: {made.stderr.decode().strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+REASON = _can_netns()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"network namespaces: {REASON}")
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True)
+
+
+class Lan:
+    """A bridge in its own namespace, and device namespaces plugged into it."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.lan = f"{prefix}lan"
+        self.namespaces: list[str] = [self.lan]
+        sh("ip", "netns", "add", self.lan)
+        sh("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.lan, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
+        sh("ip", "-n", self.lan, "link", "set", "br0", "up")
+
+    def plug(self, n: int) -> tuple[str, str]:
+        ns, veth = f"{self.prefix}d{n}", f"{self.prefix}v{n}"
+        address = f"10.77.0.{n}"
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        sh("ip", "link", "add", veth, "netns", self.lan, "type", "veth", "peer", "name", "eth0",
+           "netns", ns)
+        sh("ip", "-n", self.lan, "link", "set", veth, "master", "br0")
+        sh("ip", "-n", self.lan, "link", "set", veth, "up")
+        sh("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        self.link(ns, up=True)
+        return ns, address
+
+    def link(self, ns: str, up: bool) -> None:
+        sh("ip", "-n", ns, "link", "set", "eth0", "up" if up else "down")
+        if up:  # taking the link down removes the multicast route: put it back
+            subprocess.run(["ip", "-n", ns, "route", "replace", "224.0.0.0/4", "dev", "eth0"],
+                           check=True, capture_output=True)
+
+    def close(self) -> None:
+        for ns in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    network = Lan(f"cv{os.getpid() % 100000}")
+    try:
+        yield network
+    finally:
+        network.close()
+
+
+def same(*devs: Device) -> bool:
+    first = devs[0].contents()
+    return bool(first) and all(d.contents() == first for d in devs[1:])
+
+
+def test_devices_in_namespaces_discover_pair_converge_and_survive_a_cut(lan: Lan, tmp_path: Path) -> None:
+    devices: list[tuple[Device, list[str]]] = []
+    try:
+        for n in (1, 2, 3):
+            ns, address = lan.plug(n)
+            device = Device(tmp_path, f"dev{n}", host=address, mdns=[address], port=7420)
+            devices.append((device, ["ip", "netns", "exec", ns]))
+        started = time.monotonic()
+        for device, prefix in devices:
+            device.serve(prefix=prefix)
+        (a, in_a), (b, in_b), (c, in_c) = devices
+        # pairing by code with no address: the joiner finds the inviter by mDNS
+        for joiner, inside, code in ((b, in_b, "21-amber-anchor"), (c, in_c, "22-amber-anchor")):
+            invite = a.popen("pair", "--code", code)
+            joined = joiner.popen("pair", code, prefix=inside)
+            out, err = joined.communicate(timeout=60)
+            assert joined.returncode == 0, err.decode()
+            assert invite.wait(timeout=60) == 0
+        paired_at = time.monotonic()
+        for device, _ in devices:
+            assert device.covey("ask", *FAKE, f"hello from {device.name}").returncode == 0
+        eventually(lambda: same(a, b, c) and len(a.contents()) == 3, timeout=60)
+        converged = time.monotonic() - paired_at
+        print(f"\nnamespaces: start→paired {paired_at - started:.2f}s, converged {converged:.2f}s")
+        # cut c's link while the others keep writing; restore it; c catches up
+        lan.link(f"{lan.prefix}d3", up=False)
+        for i in range(3):
+            assert a.covey("ask", *FAKE, f"while c was cut {i}").returncode == 0
+            assert b.covey("ask", *FAKE, f"b while c was cut {i}").returncode == 0
+        time.sleep(1.0)
+        assert "while c was cut" not in str(c.contents())
+        lan.link(f"{lan.prefix}d3", up=True)
+        healed = time.monotonic()
+        eventually(lambda: same(a, b, c) and len(c.contents()) == 9, timeout=90)
+        print(f"namespaces: link restored → converged {time.monotonic() - healed:.2f}s")
+    finally:
+        for device, _ in devices:
+            device.kill()
