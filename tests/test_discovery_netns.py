@@ -129,6 +129,13 @@ def test_devices_in_namespaces_discover_pair_converge_and_survive_a_cut(lan: Lan
         healed = time.monotonic()
         eventually(lambda: same(a, b, c) and len(c.contents()) == 9, timeout=90)
         print(f"namespaces: link restored → converged {time.monotonic() - healed:.2f}s")
+        # discovery alone: c restarts with no address known; a and b find it by mDNS
+        c.stop()
+        restarted = time.monotonic()
+        c.serve(prefix=in_c)
+        assert a.covey("ask", *FAKE, "after c restarted").returncode == 0
+        eventually(lambda: "after c restarted" in str(c.contents()), timeout=60)
+        print(f"namespaces: restart → rediscovered and synced {time.monotonic() - restarted:.2f}s")
     finally:
         for device, _ in devices:
             device.kill()
