@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="tokens/s through covey vs llama-cpp-python called directly, in one run")
     bench_model.add_argument("--json", action="store_true", help="print JSON")
     bench_model.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
-    bench_model.add_argument("--rounds", type=_positive_int, default=5, metavar="N",
-                             help="measured rounds per side, alternating (default 5)")
+    bench_model.add_argument("--rounds", type=_positive_int, default=9, metavar="N",
+                             help="measured rounds per side, alternating (default 9)")
 
     serve = sub.add_parser("serve", parents=[common], help="run this device's node: sync with peers",
                            description="Run headless: accept paired peers, dial known ones, keep "

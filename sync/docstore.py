@@ -106,15 +106,17 @@ class DocumentStore:
 
     def write(
         self, doc_id: str, mutate: Callable[[LoroDoc], T], touched: set[str] | None,
-        create: bool = False,
+        create: bool = False, fsync: bool = True,
     ) -> T:
         """Run `mutate` on the document and commit it durably (the primitive behind all edits).
 
         `touched`: the message ids changed (None: refresh the whole view of the conversation).
+        `fsync=False` (tokens of an answer still streaming): the commit survives a crash of
+        this process, as always, but waits for the disk only at the next synced commit.
         """
         with self._lock:
             try:
-                with transaction(self.db) as conn:
+                with transaction(self.db, fsync=fsync) as conn:
                     entry = self._entry(conn, doc_id, must_exist=not create)
                     before = entry.doc.oplog_vv
                     result = mutate(entry.doc)

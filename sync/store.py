@@ -102,7 +102,7 @@ class Store(DocumentStore):
     def append_text(self, conv_id: str, message_id: str, text: str) -> None:
         """Stream `text` onto the end of a message (one commit; call every few tokens)."""
         if text:
-            self._edit_message(conv_id, message_id, text=text)
+            self._edit_message(conv_id, message_id, text=text, fsync=False)
 
     def finish_message(self, conv_id: str, message_id: str, status: str, text: str = "") -> None:
         """Append any last `text` and set the final status, in one commit."""
@@ -110,7 +110,8 @@ class Store(DocumentStore):
         self._streaming.discard(message_id)
 
     def _edit_message(
-        self, conv_id: str, message_id: str, text: str = "", status: str | None = None
+        self, conv_id: str, message_id: str, text: str = "", status: str | None = None,
+        fsync: bool = True,
     ) -> None:
         def edit(doc: LoroDoc) -> None:
             entry = schema.message_map(doc, message_id)
@@ -122,7 +123,7 @@ class Store(DocumentStore):
             if status is not None:
                 entry.insert("status", status)
 
-        self.write(conv_id, edit, touched={message_id})
+        self.write(conv_id, edit, touched={message_id}, fsync=fsync)
 
     def set_title(self, conv_id: str, title: str, source: str = "user") -> None:
         self._set_meta(conv_id, title=title, title_source=source)
