@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=_temperature, metavar="T", help="sampling temperature (0-5)")
     ask.add_argument("--top-p", type=_probability, metavar="P", help="nucleus sampling (0-1]")
     ask.add_argument("--seed", type=int, metavar="N", help="random seed, for repeatable answers")
+    ask.add_argument("--on", metavar="DEVICE", help="where to generate: local, auto, or a device "
+                     "name/id (default: the config's run_on, auto)")
+    cancel = sub.add_parser("cancel", parents=[common],
+                            help="stop the answers being generated in a conversation (any device)")
+    cancel.add_argument("id", help="conversation id")
 
     history = sub.add_parser("history", parents=[common], help="list conversations, newest first")
     history.add_argument("--json", action="store_true", help="print JSON")

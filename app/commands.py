@@ -42,6 +42,21 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
         seed=args.seed,
     )
+    target = _where(ctx, args.on)
+    if target != ctx.store.device_id:
+        from app import delegation, remote_ask
+
+        turn, _ = delegation.request_job(assistant, prompt, conv_id, args.system, target)
+        if target == "":
+            print("covey: no capable device is online: the answer is queued in the shared "
+                  "history and runs when one appears", file=sys.stderr)
+            return 0
+        status = remote_ask.watch(ctx, delegation.JobRef(turn.conversation_id, turn.answer_id),
+                                  params)
+        sys.stdout.write("\n")
+        if status != "done":
+            print(f"covey: answer {status}", file=sys.stderr)
+        return 0 if status in ("done", "queued") else 1
     turn = assistant.start(prompt, conv_id, args.system)
 
     def show(piece: str) -> None:
@@ -52,6 +67,42 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     if answer.status != "done":
         print(f"covey: answer {answer.status}", file=sys.stderr)
+    return 0
+
+
+def _where(ctx: Context, on: str | None) -> str:
+    """The device id to run on; this device's id when it should answer itself."""
+    from app import routing
+    from app.speed import cached_speed
+    from sync.node import NodeLock
+
+    where = on or ctx.config.run_on
+    me = ctx.store.device_id
+    if where == "local":
+        return me
+    if not NodeLock.held(ctx.paths.locks_dir):
+        if on and on != "auto":
+            raise UsageError("running on another device needs this device's node: start "
+                             "`covey serve` first")
+        return me  # no node: nothing can reach the other devices; answer here
+    target = routing.choose(ctx.store, where, cached_speed(ctx) or 0.0)
+    if target == me and where == "auto" and ctx.config.when_alone == "queue" \
+            and not routing.candidates(ctx.store):
+        return ""
+    return target
+
+
+def cancel(ctx: Context, args: argparse.Namespace) -> int:
+    from app.delegation import JobRef, cancel_job
+
+    store = ctx.store
+    conv_id = store.resolve(args.id)
+    stopped = 0
+    for m in store.conversation(conv_id).messages:
+        if m.role == "assistant" and m.status in ("queued", "streaming") and m.requested_by:
+            cancel_job(store, JobRef(conv_id, m.id))
+            stopped += 1
+    print(f"cancelled {stopped} running answer(s) in {conv_id[:12]}")
     return 0
 
 
@@ -212,7 +263,7 @@ def _net(name: str):  # type: ignore[no-untyped-def]
 
 HANDLERS = {
     "serve": _net("serve"), "pair": _net("pair"), "devices": _net("devices"), "id": _net("device_id"),
-    "peers": _net("peers"), "status": _net("status"),
+    "peers": _net("peers"), "status": _net("status"), "cancel": cancel,
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
 }

@@ -83,6 +83,9 @@ class Config:
     compact_after: int = 256  # updates per conversation before they are folded into a snapshot
     listen: str = "0.0.0.0:7420"  # where `covey serve` accepts peers
     peers: list[str] = field(default_factory=list)  # HOST:PORT of peers to dial
+    run_on: str = "auto"  # where answers run: local, auto, or a device name/id
+    when_alone: str = "local"  # no capable peer online: "local" answers here, "queue" waits
+    serve_peers: bool = True  # run generations that paired devices hand to this one
     mdns: bool = True  # find the household's devices on the LAN by mDNS
     mdns_interfaces: list[str] = field(default_factory=list)  # addresses to use; empty: all
 
@@ -117,6 +120,8 @@ class Config:
             raise ConfigError(f"{source}: temperature must be between 0 and 5")
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"{source}: top_p must be in (0, 1]")
+        if self.when_alone not in ("local", "queue"):
+            raise ConfigError(f"{source}: when_alone must be \"local\" or \"queue\"")
         if self.compact_after < 2:
             raise ConfigError(f"{source}: compact_after must be at least 2")
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 
 from app.context import Context
+from app.job_worker import JobWorker
 from app.errors import UsageError
 from sync import household, pair_flow, pairing
 from sync.node import Node, NodeError, NodeLock, NodeOptions, parse_address
@@ -39,8 +40,17 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
             # Loaded now so the first request does not wait, and measured (once per model
             # file, then cached) so peers can see how fast this device answers.
             options.model, options.tok_s = measured_speed(ctx)
+        household.ensure(ctx.store, ctx.identity, ctx.config.device_name)
+        household.set_capability(ctx.store, ctx.identity.device_id, options.model, options.tok_s,
+                                 serves=ctx.config.serve_peers and bool(options.model))
+        worker = JobWorker(ctx.store, None if args.no_model else ctx.model,
+                           ctx.assistant.params(), ctx.config.serve_peers)
+        worker.start()
         node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
-        asyncio.run(_serve(node))
+        try:
+            asyncio.run(_serve(node))
+        finally:
+            worker.stop()
     finally:
         lock.release()
     return 0

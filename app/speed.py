@@ -14,15 +14,33 @@ log = logging.getLogger(__name__)
 PROMPT: list[ChatMessage] = [{"role": "user", "content": "Count from one to twenty in words."}]
 
 
+def _key(ctx: Context) -> str:
+    path = ctx.config.model or ""
+    if path.startswith("fake"):
+        return f"speed:{path}"
+    if not path:
+        from models.registry import bundled_model_path
+
+        path = str(bundled_model_path())
+    try:
+        stat = os.stat(path)
+        return f"speed:{path}:{stat.st_size}:{int(stat.st_mtime)}:{ctx.config.threads}"
+    except OSError:
+        return f"speed:{path}"
+
+
+def cached_speed(ctx: Context) -> float | None:
+    """This device's measured decode speed, if `covey serve` measured it before."""
+    row = ctx.store.db.conn.execute("SELECT value FROM covey_meta WHERE key = ?",
+                                    [_key(ctx)]).fetchone()
+    return float(json.loads(row[0])["tok_s"]) if row else None
+
+
 def measured_speed(ctx: Context, tokens: int = 32) -> tuple[str, float]:
     """(model name, decode tokens/s) — from the cache if this model file was measured before."""
     model = ctx.model
     info = model.info
-    try:
-        stat = os.stat(info.path)
-        key = f"speed:{info.path}:{stat.st_size}:{int(stat.st_mtime)}:{ctx.config.threads}"
-    except OSError:
-        key = f"speed:{info.path}"
+    key = _key(ctx)
     conn = ctx.store.db.conn
     row = conn.execute("SELECT value FROM covey_meta WHERE key = ?", [key]).fetchone()
     if row:

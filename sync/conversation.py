@@ -19,7 +19,7 @@ from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
 
 ROLES = ("system", "user", "assistant")
 #: Message status values: a prompt is "done" at once; an answer streams, then ends one way.
-STATUSES = ("streaming", "done", "cancelled", "failed", "interrupted")
+STATUSES = ("queued", "streaming", "done", "cancelled", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Message:
     model: str | None = None
     status: str = "done"
     parent_id: str | None = None
+    requested_by: str | None = None  # set when the answer was generated as a job (delegation)
+    attempts: int = 0  # how many devices were given the job (>1: it was taken over)
 
 
 @dataclass(frozen=True)
@@ -163,15 +165,24 @@ def _message(raw: Any) -> Message | None:
     if not (isinstance(ident, str) and role in ROLES and isinstance(created, str)):
         return None
     status = raw.get("status")
+    text, device, model = _str(raw.get("text")) or "", _str(raw.get("device")), _str(raw.get("model"))
+    from sync.jobs import read_job  # (jobs builds on this module)
+
+    job = read_job(raw)
+    current = job.current if job else None
+    if job and current:  # a job: the message is what its current attempt produced
+        text, device, model = current.text, current.assignee or device, current.model or model
     return Message(
         id=ident,
         role=role,
-        text=_str(raw.get("text")) or "",
+        text=text,
         created_at=created,
-        device=_str(raw.get("device")),
-        model=_str(raw.get("model")),
+        device=device,
+        model=model,
         status=status if status in STATUSES else "done",
         parent_id=_str(raw.get("parent_id")),
+        requested_by=job.requested_by if job else None,
+        attempts=len(job.attempts) if job else 0,
     )
 
 

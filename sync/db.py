@@ -130,6 +130,17 @@ def m006_seen_on_the_lan(db: sqlite_utils.Database) -> None:
     )
 
 
+def m007_queued_index(db: sqlite_utils.Database) -> None:
+    """Nodes look for queued jobs on every change: an index, not a scan."""
+    db.execute("CREATE INDEX messages_queued ON messages (conversation_id) WHERE status = 'queued'")
+
+
+def m008_job_columns(db: sqlite_utils.Database) -> None:
+    """`covey show` tells whether an answer was handed over or taken over."""
+    db.execute("ALTER TABLE messages ADD COLUMN requested_by TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -137,6 +148,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m004_versions_and_sources", m004_versions_and_sources),
     ("m005_network_state", m005_network_state),
     ("m006_seen_on_the_lan", m006_seen_on_the_lan),
+    ("m007_queued_index", m007_queued_index),
+    ("m008_job_columns", m008_job_columns),
 ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from loro import LoroDoc, LoroMap
 
@@ -134,3 +134,21 @@ def _put_device(doc: LoroDoc, device_id: str, fingerprint: str, cert_pem: str, n
     for key, value in (("fingerprint", fingerprint), ("cert", cert_pem), ("name", name),
                        ("added_by", added_by), ("added_at", now_iso()), ("revoked", False)):
         entry.insert(key, value)
+
+
+def set_capability(store: Store, device_id: str, model: str, tok_s: float, serves: bool) -> None:
+    """What this device can run for others; synced so every member can route to it."""
+    def put(doc: LoroDoc) -> None:
+        entry = _device_map(doc, device_id)
+        cap = cast(LoroMap, entry.get_or_create_container("capability", LoroMap()))
+        cap.insert("model", model)
+        cap.insert("tok_s", float(tok_s))
+        cap.insert("serves", bool(serves))
+
+    store.write(HOUSEHOLD_DOC, put, touched=None)
+
+
+def capability(store: Store, device_id: str) -> dict[str, Any]:
+    raw = _value(store).get("devices", {}).get(device_id, {})
+    cap = raw.get("capability") if isinstance(raw, dict) else None
+    return cap if isinstance(cap, dict) else {}

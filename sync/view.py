@@ -68,13 +68,15 @@ def _upsert_message(conn: sqlite3.Connection, conv_id: str, position: int, m: Me
     # ON CONFLICT … DO UPDATE (not INSERT OR REPLACE) so the FTS update trigger fires.
     conn.execute(
         "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
-        " model, status, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " model, status, parent_id, requested_by, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET position = excluded.position, text = excluded.text,"
-        " status = excluded.status, model = excluded.model, device = excluded.device"
+        " status = excluded.status, model = excluded.model, device = excluded.device,"
+        " requested_by = excluded.requested_by, attempts = excluded.attempts"
         " WHERE messages.text IS NOT excluded.text OR messages.status IS NOT excluded.status"
-        " OR messages.position IS NOT excluded.position",
+        " OR messages.position IS NOT excluded.position OR messages.device IS NOT excluded.device"
+        " OR messages.attempts IS NOT excluded.attempts OR messages.model IS NOT excluded.model",
         [m.id, conv_id, position, m.role, m.text, m.created_at, m.device, m.model, m.status,
-         m.parent_id],
+         m.parent_id, m.requested_by, m.attempts],
     )
 
 
@@ -107,7 +109,8 @@ def get_conversation(conn: sqlite3.Connection, conv_id: str) -> ConversationRow 
 
 def messages_of(conn: sqlite3.Connection, conv_id: str) -> list[Message]:
     rows = conn.execute(
-        "SELECT id, role, text, created_at, device, model, status, parent_id FROM messages"
+        "SELECT id, role, text, created_at, device, model, status, parent_id, requested_by,"
+        " attempts FROM messages"
         " WHERE conversation_id = ? ORDER BY position",
         [conv_id],
     )

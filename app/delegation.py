@@ -1,0 +1,205 @@
+"""Running a generation as a job that any paired device can take (see sync/jobs.py).
+
+- `request_job`: record the prompt and an answer whose first attempt is assigned to a device.
+- `AttemptRunner.run`: generate one attempt (on whichever device it is assigned to), streaming
+  into that attempt's text, renewing its lease, and stopping at once when the job is cancelled
+  or a newer attempt supersedes it.
+- `take_over`: a new attempt, when the current one's lease lapsed.
+The prompt is built from the conversation as synced, with the same pipeline stages as a local
+answer, so a delegated answer equals what that device would answer locally.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loro import LoroDoc
+
+from app import pipeline
+from app.assistant import Assistant, Turn
+from models.base import ChatModel, GenerationParams
+from sync import jobs
+from sync.store import Store
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 4.0  # an attempt not renewed for this long may be taken over
+RENEW_EVERY = 1.0
+COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
+COMMIT_EVERY_PIECES = 2
+
+
+class Superseded(Exception):
+    """The attempt was cancelled or replaced by a newer one: stop generating."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    conversation_id: str
+    answer_id: str
+
+
+def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
+                assignee: str) -> tuple[Turn, str]:
+    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued)."""
+    store = assistant.store
+    turn = assistant.start(prompt, conv_id, system)
+    me = store.device_id
+    holder: list[str] = []
+
+    def setup(doc: LoroDoc) -> None:
+        jobs.start_job(doc, turn.answer_id, requested_by=me)
+        holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee, LEASE_SECONDS))
+
+    store.write(turn.conversation_id, setup, touched={turn.answer_id})
+    return turn, holder[0]
+
+
+def current_job(store: Store, ref: JobRef) -> tuple[str, jobs.Job | None]:
+    """(message status, job) as this store sees it now."""
+    conv = store.conversation(ref.conversation_id)
+    message = conv.message(ref.answer_id)
+    status = message.status if message else "failed"
+    raw = store.read(ref.conversation_id, lambda doc: _raw_message(doc, ref.answer_id))
+    return status, jobs.read_job(raw) if isinstance(raw, dict) else None
+
+
+def _raw_message(doc: LoroDoc, message_id: str) -> object:
+    from sync import conversation as schema
+
+    entry = schema.message_map(doc, message_id)
+    return entry.get_deep_value() if entry is not None else None
+
+
+def take_over(store: Store, ref: JobRef, assignee: str) -> str:
+    """A new attempt for the job, assigned to `assignee`; returns its id."""
+    _, job = current_job(store, ref)
+    n = (job.current.n if job and job.current else 0) + 1
+    holder: list[str] = []
+    store.write(ref.conversation_id, lambda doc: holder.append(jobs.add_attempt(
+        doc, ref.answer_id, n, store.device_id, assignee, LEASE_SECONDS)), touched={ref.answer_id})
+    log.info("took over %s as attempt %s on %s", ref.answer_id, holder[0], assignee)
+    return holder[0]
+
+
+def cancel_job(store: Store, ref: JobRef) -> None:
+    store.write(ref.conversation_id, lambda doc: jobs.set_cancel(doc, ref.answer_id),
+                touched={ref.answer_id})
+
+
+class AttemptRunner:
+    """Generates attempts assigned to this device with its one model."""
+
+    def __init__(self, store: Store, model: ChatModel, params: GenerationParams) -> None:
+        self.store = store
+        self.model = model
+        self.params = params
+
+    def run(self, ref: JobRef, aid: str, on_piece: Callable[[str], None] | None = None) -> str:
+        """Run attempt `aid`; returns how it ended (done/cancelled/failed/superseded/skipped)."""
+        if not self._claim(ref, aid):
+            return "skipped"
+        conv = self.store.conversation(ref.conversation_id)
+        answer = conv.message(ref.answer_id)
+        prompt_id = answer.parent_id if answer else None
+        cancel = threading.Event()
+        pending: list[str] = []
+        last_commit = last_renew = time.monotonic()
+        try:
+            messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
+                                             self.model, self.params)
+            for piece in pipeline.generate(self.model, messages, self.params, cancel):
+                pending.append(piece)
+                if on_piece is not None:
+                    on_piece(piece)
+                now = time.monotonic()
+                if len(pending) >= COMMIT_EVERY_PIECES or now - last_commit >= COMMIT_EVERY_SECONDS:
+                    renew = now - last_renew >= RENEW_EVERY
+                    self._commit(ref, aid, "".join(pending), renew=renew)
+                    pending, last_commit = [], now
+                    last_renew = now if renew else last_renew
+            self._commit(ref, aid, "".join(pending), renew=False, status="done")
+            return "done"
+        except Superseded as stop:
+            cancel.set()
+            log.info("attempt %s stopped: %s", aid, stop)
+            if str(stop) == "cancelled":
+                self._finish_cancelled(ref, aid)
+                return "cancelled"
+            return "superseded"
+        except Exception as exc:
+            cancel.set()
+            log.warning("attempt %s failed: %s", aid, exc)
+            try:
+                self._commit(ref, aid, "", renew=False, status="failed")
+            except Superseded:
+                pass
+            return "failed"
+
+    def _claim(self, ref: JobRef, aid: str) -> bool:
+        claimed: list[bool] = []
+
+        def claim(doc: LoroDoc) -> None:
+            attempt = jobs.attempt_map(doc, ref.answer_id, aid)
+            if attempt is None or _plain(attempt, "started") is True:
+                claimed.append(False)
+                return
+            attempt.insert("started", True)
+            attempt.insert("model", self.model.info.name)
+            attempt.insert("lease_until", time.time() + LEASE_SECONDS)
+            from sync import conversation as schema
+
+            entry = schema.message_map(doc, ref.answer_id)
+            if entry is not None:
+                entry.insert("status", "streaming")
+                entry.insert("model", self.model.info.name)
+            claimed.append(True)
+
+        self.store.write(ref.conversation_id, claim, touched={ref.answer_id})
+        return claimed[0]
+
+    def _commit(self, ref: JobRef, aid: str, text: str, renew: bool,
+                status: str | None = None) -> None:
+        def commit(doc: LoroDoc) -> None:
+            raw = _raw_message(doc, ref.answer_id)
+            job = jobs.read_job(raw) if isinstance(raw, dict) else None
+            if job is None or job.cancel:
+                raise Superseded("cancelled")
+            if job.current is None or job.current.id != aid:
+                raise Superseded(f"superseded by attempt {job.current.id if job.current else '?'}")
+            attempt = jobs.attempt_map(doc, ref.answer_id, aid)
+            assert attempt is not None
+            if text:
+                body = jobs.attempt_text(attempt)
+                body.insert(body.len_unicode, text)
+            if renew:
+                attempt.insert("lease_until", time.time() + LEASE_SECONDS)
+            if status is not None:
+                from sync import conversation as schema
+
+                entry = schema.message_map(doc, ref.answer_id)
+                if entry is not None:
+                    entry.insert("status", status)
+
+        self.store.write(ref.conversation_id, commit, touched={ref.answer_id},
+                         fsync=status is not None)
+
+    def _finish_cancelled(self, ref: JobRef, aid: str) -> None:
+        from sync import conversation as schema
+
+        def mark(doc: LoroDoc) -> None:
+            entry = schema.message_map(doc, ref.answer_id)
+            if entry is not None:
+                entry.insert("status", "cancelled")
+
+        self.store.write(ref.conversation_id, mark, touched={ref.answer_id})
+
+
+def _plain(attempt: object, key: str) -> object:
+    from sync.conversation import plain
+
+    return plain(attempt.get(key))  # type: ignore[attr-defined]

@@ -1,0 +1,72 @@
+"""On a node: run the jobs assigned to this device, one at a time, on the node's model.
+
+Also dispatches this device's own queued jobs (made while no capable peer was online) once a
+capable peer appears. Woken by every store change; otherwise it looks once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from app import routing
+from app.delegation import AttemptRunner, JobRef, current_job, take_over
+from models.base import ChatModel, GenerationParams
+from sync.store import Store, StoreEvent
+
+log = logging.getLogger(__name__)
+
+
+class JobWorker:
+    def __init__(self, store: Store, model: ChatModel | None, params: GenerationParams,
+                 serve_peers: bool) -> None:
+        self.store = store
+        self.runner = AttemptRunner(store, model, params) if model is not None else None
+        self.serve_peers = serve_peers
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="covey-jobs", daemon=True)
+        self._unsubscribe = store.subscribe(self._on_change)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._unsubscribe()
+        self._thread.join(timeout=30)
+
+    def _on_change(self, event: StoreEvent) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self._round()
+            except Exception:  # one bad job must not stop the worker
+                log.exception("job worker round failed")
+
+    def _round(self) -> None:
+        me = self.store.device_id
+        for conv_id, message_id in self.store.db.conn.execute(
+                "SELECT conversation_id, id FROM messages WHERE status = 'queued'").fetchall():
+            if self._stop.is_set():
+                return
+            ref = JobRef(conv_id, message_id)
+            _, job = current_job(self.store, ref)
+            current = job.current if job else None
+            if job is None or current is None or job.cancel or current.started:
+                continue
+            if current.assignee == me and self.runner is not None:
+                if job.requested_by != me and not self.serve_peers:
+                    continue
+                log.info("running job %s (attempt %s) for %s", message_id, current.id,
+                         job.requested_by)
+                self.runner.run(ref, current.id)
+            elif current.assignee == "" and job.requested_by == me:
+                peer = routing.best_peer(self.store)
+                if peer is not None:
+                    take_over(self.store, ref, peer)  # a capable peer appeared: hand it over

@@ -1,0 +1,120 @@
+"""A generation as a job recorded on the assistant message, so it can move between devices.
+
+On the message map, `job` is a map:
+    requested_by   device that asked
+    cancel         true once anyone asked to stop
+    attempts       map: attempt id ("<n>-<device that made it>") → map
+                     n, assignee, model, lease_until (epoch s), started (bool), text (LoroText)
+
+The current attempt is the greatest (n, id). Each attempt streams into its own text, so a stale
+runner (killed, or partitioned and still writing) can never interleave with the attempt that
+replaced it: the message shows the current attempt's text only. An attempt is run at most once:
+its assignee marks it `started` before generating and never starts a started attempt again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
+
+from sync import conversation as schema
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    n: int
+    assignee: str
+    model: str
+    lease_until: float
+    started: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Job:
+    requested_by: str
+    cancel: bool
+    attempts: list[Attempt]
+
+    @property
+    def current(self) -> Attempt | None:
+        return max(self.attempts, key=lambda a: (a.n, a.id)) if self.attempts else None
+
+
+def read_job(raw_message: dict[str, Any]) -> Job | None:
+    job = raw_message.get("job")
+    if not isinstance(job, dict):
+        return None
+    attempts = []
+    raw_attempts = job.get("attempts")
+    for aid, a in (raw_attempts.items() if isinstance(raw_attempts, dict) else []):
+        if not isinstance(a, dict) or type(a.get("n")) is not int:
+            continue
+        lease = a.get("lease_until")
+        attempts.append(Attempt(
+            id=str(aid), n=a["n"], assignee=str(a.get("assignee", "")),
+            model=str(a.get("model", "")),
+            lease_until=float(lease) if isinstance(lease, (int, float)) else 0.0,
+            started=a.get("started") is True, text=str(a.get("text", ""))))
+    return Job(requested_by=str(job.get("requested_by", "")), cancel=job.get("cancel") is True,
+               attempts=attempts)
+
+
+def _child_map(parent: LoroMap, key: str) -> LoroMap:
+    return cast(LoroMap, parent.get_or_create_container(key, LoroMap()))
+
+
+def start_job(doc: LoroDoc, message_id: str, requested_by: str) -> None:
+    entry = schema.message_map(doc, message_id)
+    if entry is None:
+        raise KeyError(message_id)
+    job = _child_map(entry, "job")
+    job.insert("requested_by", requested_by)
+    job.insert("cancel", False)
+
+
+def add_attempt(doc: LoroDoc, message_id: str, n: int, made_by: str, assignee: str,
+                lease_seconds: float) -> str:
+    """A new attempt (superseding the current one); returns its id."""
+    entry = schema.message_map(doc, message_id)
+    if entry is None:
+        raise KeyError(message_id)
+    attempts = _child_map(_child_map(entry, "job"), "attempts")
+    aid = f"{n}-{made_by}"
+    attempt = _child_map(attempts, aid)
+    attempt.insert("n", n)
+    attempt.insert("assignee", assignee)
+    attempt.insert("lease_until", time.time() + lease_seconds)
+    attempt.insert("started", False)
+    attempt.get_or_create_container("text", LoroText())
+    entry.insert("status", "queued")
+    entry.insert("device", assignee)
+    return aid
+
+
+def attempt_map(doc: LoroDoc, message_id: str, aid: str) -> LoroMap | None:
+    entry = schema.message_map(doc, message_id)
+    if entry is None:
+        return None
+    job = entry.get("job")
+    if not isinstance(job, ValueOrContainer.Container):
+        return None
+    attempts = cast(LoroMap, job.container).get("attempts")
+    if not isinstance(attempts, ValueOrContainer.Container):
+        return None
+    found = cast(LoroMap, attempts.container).get(aid)
+    return cast(LoroMap, found.container) if isinstance(found, ValueOrContainer.Container) else None
+
+
+def attempt_text(attempt: LoroMap) -> LoroText:
+    return cast(LoroText, attempt.get_or_create_container("text", LoroText()))
+
+
+def set_cancel(doc: LoroDoc, message_id: str) -> None:
+    entry = schema.message_map(doc, message_id)
+    if entry is not None:
+        _child_map(entry, "job").insert("cancel", True)

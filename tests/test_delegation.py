@@ -1,0 +1,151 @@
+"""Handing generations to another device: routing, takeover, partition, cancel, queue."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.devices import Device, eventually, pair
+
+
+def answer(words: int) -> str:
+    return "".join(f"w{i} " for i in range(words))
+
+
+@pytest.fixture
+def devices(tmp_path: Path):  # type: ignore[no-untyped-def]
+    made: list[Device] = []
+
+    def make(name: str, model: str, extra_config: str = "") -> Device:
+        device = Device(tmp_path, name, model=model)
+        if extra_config:
+            with (device.home / "config.toml").open("a") as fh:
+                fh.write(extra_config)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        if device.proc is not None and device.proc.poll() is None:
+            device.proc.send_signal(signal.SIGCONT)
+        device.kill()
+
+
+def ready_to_route(a: Device, b: Device) -> bool:
+    """a's node is connected to b and knows what b can run."""
+    from app import routing
+
+    store = a.store()
+    try:
+        return any(c.device_id == b.device_id for c in routing.candidates(store))
+    finally:
+        store.close()
+
+
+def last_answer(device: Device) -> dict:  # type: ignore[type-arg]
+    conv = device.history()[0]["id"]
+    shown = json.loads(device.covey("show", conv, "--json").stdout)
+    return [m for m in shown["messages"] if m["role"] == "assistant"][-1]
+
+
+def test_auto_routing_picks_the_fast_peer_and_records_it(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.05,words=40,name=slow")
+    b = devices("laptop", "fake:delay=0.002,words=40,name=fast")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    result = a.covey("ask", "--on", "auto", "who answers?")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == answer(40).strip()
+    for device in (a, b):
+        got = eventually(lambda d=device: (m := last_answer(d))["status"] == "done" and m)
+        assert got["device"] == b.device_id and got["model"] == "fast"
+        assert got["requested_by"] == a.device_id and got["text"] == answer(40)
+    # with no clearly faster peer, auto answers locally
+    local = a.covey("ask", "--on", "local", "and now?")
+    assert local.returncode == 0 and last_answer(a)["device"] == a.device_id
+
+
+def test_killed_runner_is_taken_over_with_one_coherent_answer(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.005,words=300,name=pi-model")
+    b = devices("laptop", "fake:delay=0.03,words=300,name=laptop-model")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    asking = a.popen("ask", "--on", "laptop", "a long one")
+    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    b.kill()
+    killed_at = time.monotonic()
+    out, err = asking.communicate(timeout=120)
+    assert asking.returncode == 0, err.decode()
+    final = last_answer(a)
+    assert final["status"] == "done" and final["attempts"] == 2
+    assert final["device"] == a.device_id and final["model"] == "pi-model"
+    assert final["text"] == answer(300)  # one coherent answer: the takeover's, alone
+    assert "taken over" in out.decode() or "answering here" in out.decode()
+    print(f"\nkill -9 → answer finished by the requester in {time.monotonic() - killed_at:.2f}s")
+
+
+def test_partitioned_runner_stops_writing_when_it_returns(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.005,words=300,name=pi-model")
+    b = devices("laptop", "fake:delay=0.03,words=300,name=laptop-model")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    asking = a.popen("ask", "--on", "laptop", "a long one")
+    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    assert b.proc is not None
+    b.proc.send_signal(signal.SIGSTOP)  # cut off: alive, silent, will come back
+    out, err = asking.communicate(timeout=120)
+    assert asking.returncode == 0, err.decode()
+    b.proc.send_signal(signal.SIGCONT)
+    eventually(lambda: "superseded" in b.log.read_text(), timeout=60)
+    eventually(lambda: a.contents() == b.contents(), timeout=60)
+    for device in (a, b):
+        final = last_answer(device)
+        assert final["text"] == answer(300) and final["attempts"] == 2
+        assert final["device"] == a.device_id
+
+
+def test_cancel_from_the_requester_stops_the_runner_within_a_second(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.05,words=20,name=slow")
+    b = devices("laptop", "fake:delay=0.02,words=2000,name=fast")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    asking = a.popen("ask", "--on", "laptop", "go on forever")
+    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    conv = a.history()[0]["id"]
+    started = time.monotonic()
+    assert a.covey("cancel", conv).returncode == 0
+    written = time.monotonic()  # the cancel is in a's store (the command's start-up excluded)
+    eventually(lambda: last_answer(b)["status"] == "cancelled", timeout=10, interval=0.01)
+    stopped = time.monotonic() - written
+    print(f"\ncancel command started → runner stopped: {time.monotonic() - started:.3f}s")
+    length = len(last_answer(b)["text"])
+    time.sleep(0.5)
+    assert len(last_answer(b)["text"]) == length  # it really stopped writing
+    assert stopped < 1.0, stopped
+    print(f"cancel written → runner stopped: {stopped:.3f}s")
+    asking.communicate(timeout=30)
+
+
+def test_queued_job_runs_when_a_capable_device_appears(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.05,words=30,name=slow", 'when_alone = "queue"\n')
+    b = devices("laptop", "fake:delay=0.002,words=30,name=fast")
+    pair(a, b)
+    a.serve()
+    result = a.covey("ask", "--on", "auto", "for whoever comes")
+    assert result.returncode == 0 and "queued" in result.stderr
+    assert last_answer(a)["status"] == "queued"
+    b.serve()
+    done = eventually(lambda: (m := last_answer(a))["status"] == "done" and m, timeout=60)
+    assert done["device"] == b.device_id and done["text"] == answer(30)
