@@ -36,8 +36,11 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
 
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
     covey_llm = model.llama
-    raw_llm = Llama(model_path=model.info.path, n_ctx=covey_llm.n_ctx(),
-                    n_threads=model.threads, verbose=False)
+    # The raw side runs on the model's thread too: llama.cpp's OpenMP team belongs to the
+    # calling thread, and both sides must get the same (see LlamaCppModel).
+    raw_llm = model.on_model_thread(lambda: Llama(
+        model_path=model.info.path, n_ctx=covey_llm.n_ctx(), n_threads=model.threads,
+        verbose=False))
 
     # covey's side is the whole pipeline: prompt building, generation, and the answer
     # committed into a store every few tokens (a scratch store: the bench adds no history).
@@ -62,12 +65,17 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
         return len(covey_llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     results: dict[str, list[tuple[float, float, int]]] = {"covey": [], "raw": []}
-    _measure(covey_run, count)  # warm-up: first-call costs must not land on either side
-    _measure(raw_run, count)
+    def measure(name: str) -> tuple[float, float, int]:
+        if name == "raw":
+            return model.on_model_thread(lambda: _measure(raw_run, count))
+        return _measure(covey_run, count)
+
+    measure("covey")  # warm-up: first-call costs must not land on either side
+    measure("raw")
     for i in range(rounds):
-        order = [("covey", covey_run), ("raw", raw_run)]
-        for name, fn in order if i % 2 == 0 else reversed(order):
-            results[name].append(_measure(fn, count))
+        order = ["covey", "raw"]
+        for name in order if i % 2 == 0 else reversed(order):
+            results[name].append(measure(name))
             if progress is not None:
                 tok_s = results[name][-1][2] / results[name][-1][1]
                 print(f"round {i + 1}/{rounds} {name:>5}: {tok_s:7.1f} tok/s", file=progress)

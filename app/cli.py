@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sync.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
                             help="conversations in the idle-reconnect stores (default 10000)")
 
+    bench_delegate = bench_sub.add_parser(
+        "delegate", parents=[common],
+        help="lag per token and throughput of a generation run on another device (loopback)")
+    bench_delegate.add_argument("--json", action="store_true", help="print JSON")
+    bench_delegate.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
+    bench_delegate.add_argument("--rounds", type=_positive_int, default=3, metavar="N")
+
     doctor = sub.add_parser("doctor", parents=[common],
                             help="check versions, the model file, the data directory and the store")
     doctor.add_argument("--network", action="store_true",

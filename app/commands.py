@@ -46,7 +46,7 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
     if target != ctx.store.device_id:
         from app import delegation, remote_ask
 
-        turn, _ = delegation.request_job(assistant, prompt, conv_id, args.system, target)
+        turn, _ = delegation.request_job(assistant, prompt, conv_id, args.system, target, params)
         if target == "":
             print("covey: no capable device is online: the answer is queued in the shared "
                   "history and runs when one appears", file=sys.stderr)
@@ -217,6 +217,16 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def bench(ctx: Context, args: argparse.Namespace) -> int:
+    if args.bench_target == "delegate":
+        from app import bench_delegate
+
+        report = bench_delegate.run(ctx.model, max_tokens=args.max_tokens, rounds=args.rounds)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            for key, value in report.items():
+                print(f"{key:<22} {value}")
+        return 0
     if args.bench_target == "sync":
         from app import bench_sync
 

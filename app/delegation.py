@@ -44,15 +44,23 @@ class JobRef:
 
 
 def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
-                assignee: str) -> tuple[Turn, str]:
-    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued)."""
+                assignee: str, params: GenerationParams | None = None) -> tuple[Turn, str]:
+    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued).
+
+    The requester's generation settings travel with the job, so the runner answers exactly as
+    asked (and as it would have answered the same request locally).
+    """
     store = assistant.store
     turn = assistant.start(prompt, conv_id, system)
     me = store.device_id
     holder: list[str] = []
 
     def setup(doc: LoroDoc) -> None:
-        jobs.start_job(doc, turn.answer_id, requested_by=me)
+        settings = None
+        if params is not None:
+            settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
+                        "top_p": params.top_p, "seed": params.seed}
+        jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
         holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee, LEASE_SECONDS))
 
     store.write(turn.conversation_id, setup, touched={turn.answer_id})
@@ -106,13 +114,15 @@ class AttemptRunner:
         conv = self.store.conversation(ref.conversation_id)
         answer = conv.message(ref.answer_id)
         prompt_id = answer.parent_id if answer else None
+        _, job = current_job(self.store, ref)
+        params = self._params(job.params if job else {})
         cancel = threading.Event()
         pending: list[str] = []
         last_commit = last_renew = time.monotonic()
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
-                                             self.model, self.params)
-            for piece in pipeline.generate(self.model, messages, self.params, cancel):
+                                             self.model, params)
+            for piece in pipeline.generate(self.model, messages, params, cancel):
                 pending.append(piece)
                 if on_piece is not None:
                     on_piece(piece)
@@ -139,6 +149,24 @@ class AttemptRunner:
             except Superseded:
                 pass
             return "failed"
+
+    def _params(self, requested: dict[str, object]) -> GenerationParams:
+        """The requester's settings where given and sane, this device's defaults otherwise."""
+        base = self.params
+
+        def number(key: str, default: float) -> float:
+            value = requested.get(key)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            return float(value) if ok else float(default)  # type: ignore[arg-type]
+
+        seed = requested.get("seed")
+        return GenerationParams(
+            max_tokens=max(1, min(int(number("max_tokens", base.max_tokens)),
+                                  self.model.info.context_length // 2)),
+            temperature=min(max(number("temperature", base.temperature), 0.0), 5.0),
+            top_p=min(max(number("top_p", base.top_p), 0.01), 1.0),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else base.seed,
+        )
 
     def _claim(self, ref: JobRef, aid: str) -> bool:
         claimed: list[bool] = []

@@ -39,6 +39,7 @@ class Job:
     requested_by: str
     cancel: bool
     attempts: list[Attempt]
+    params: dict[str, Any]  # the requester's generation settings (max_tokens, seed…)
 
     @property
     def current(self) -> Attempt | None:
@@ -60,21 +61,27 @@ def read_job(raw_message: dict[str, Any]) -> Job | None:
             model=str(a.get("model", "")),
             lease_until=float(lease) if isinstance(lease, (int, float)) else 0.0,
             started=a.get("started") is True, text=str(a.get("text", ""))))
+    params = job.get("params")
     return Job(requested_by=str(job.get("requested_by", "")), cancel=job.get("cancel") is True,
-               attempts=attempts)
+               attempts=attempts, params=params if isinstance(params, dict) else {})
 
 
 def _child_map(parent: LoroMap, key: str) -> LoroMap:
     return cast(LoroMap, parent.get_or_create_container(key, LoroMap()))
 
 
-def start_job(doc: LoroDoc, message_id: str, requested_by: str) -> None:
+def start_job(doc: LoroDoc, message_id: str, requested_by: str,
+              params: dict[str, Any] | None = None) -> None:
     entry = schema.message_map(doc, message_id)
     if entry is None:
         raise KeyError(message_id)
     job = _child_map(entry, "job")
     job.insert("requested_by", requested_by)
     job.insert("cancel", False)
+    settings = _child_map(job, "params")
+    for key, value in (params or {}).items():
+        if value is not None:
+            settings.insert(key, value)
 
 
 def add_attempt(doc: LoroDoc, message_id: str, n: int, made_by: str, assignee: str,

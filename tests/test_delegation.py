@@ -149,3 +149,25 @@ def test_queued_job_runs_when_a_capable_device_appears(devices) -> None:  # type
     b.serve()
     done = eventually(lambda: (m := last_answer(a))["status"] == "done" and m, timeout=60)
     assert done["device"] == b.device_id and done["text"] == answer(30)
+
+
+@pytest.mark.real_model
+def test_real_model_on_both_sides_answers_as_the_runner_would_locally(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "")  # "" = the bundled SmolLM2 on both
+    b = devices("laptop", "")
+    for device in (a, b):
+        text = (device.home / "config.toml").read_text().replace('model = ""\n', "")
+        (device.home / "config.toml").write_text(text)
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b), timeout=60)
+    settings = ("--temperature", "0", "--seed", "3", "--max-tokens", "24")
+    delegated = a.covey("ask", "--on", "laptop", *settings, "Name three fruits.")
+    assert delegated.returncode == 0, delegated.stderr
+    final = last_answer(a)
+    assert final["device"] == b.device_id and final["model"].startswith("SmolLM2")
+    assert final["requested_by"] == a.device_id and final["text"].strip()
+    local = b.covey("ask", "--on", "local", *settings, "Name three fruits.")
+    assert local.returncode == 0
+    assert local.stdout.strip() == delegated.stdout.strip()  # same answer as b gives itself

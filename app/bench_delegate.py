@@ -1,0 +1,119 @@
+"""`covey bench delegate`: a generation handed to another device, measured in one run.
+
+Two devices in this process on loopback (real TLS, real nodes, scratch homes): A asks, B runs
+its model. Figures:
+- extra lag per token: when A's store shows a piece of text minus when B's model produced it
+  (p50/p99), i.e. what delegation adds on top of generation;
+- delegated throughput (tokens / time until A has the whole answer) against B answering the
+  same prompt locally, in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from app.assistant import Assistant
+from app.bench_sync import Running, paired, wait_for
+from app.config import Config
+from app.delegation import AttemptRunner, JobRef, current_job, request_job
+from models.base import ChatModel, GenerationParams
+from models.fake import FakeModel
+from sync.store import StoreEvent
+
+PROMPT = "Write a long story about a lighthouse keeper and a storm."
+
+
+def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, Any]:
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
+    lags: list[float] = []
+    ratios: list[float] = []
+    delegated_rates: list[float] = []
+    local_rates: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="covey-bench-delegate-") as tmp:
+        a, b = paired(Path(tmp))
+        try:
+            requester = Assistant(a.store, FakeModel(name="requester"), Config(auto_title=False))
+            local = Assistant(b.store, model, Config(auto_title=False))
+            runner = AttemptRunner(b.store, model, params)
+            local.ask("warm up", params=GenerationParams(max_tokens=8, temperature=0.0))
+            with Running(a, b) as running:
+                wait_for(running.caught_up)
+                for _ in range(rounds):
+                    rate, round_lags = _delegated_once(a, b, requester, runner, params)
+                    delegated_rates.append(rate)
+                    lags += round_lags
+                    local_rate = _local_once(local, params)
+                    local_rates.append(local_rate)
+                    ratios.append(rate / local_rate)
+        finally:
+            a.close()
+            b.close()
+    lags.sort()
+    return {
+        "model": model.info.name,
+        "max_tokens": max_tokens,
+        "rounds": rounds,
+        "lag_p50_ms": round(statistics.median(lags) * 1000, 1),
+        "lag_p99_ms": round(lags[max(0, int(len(lags) * 0.99) - 1)] * 1000, 1),
+        "delegated_tok_s": round(statistics.median(delegated_rates), 2),
+        "runner_local_tok_s": round(statistics.median(local_rates), 2),
+        "throughput_ratio": round(statistics.median(ratios), 4),
+    }
+
+
+def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
+                    params: GenerationParams) -> tuple[float, list[float]]:
+    turn, aid = request_job(requester, PROMPT, None, None, b.identity.device_id, params)
+    ref = JobRef(turn.conversation_id, turn.answer_id)
+    seen: list[tuple[float, int]] = []  # (time, length of the answer) as A sees it
+
+    def on_a(event: StoreEvent) -> None:
+        if event.doc_id == ref.conversation_id and event.origin == "remote":
+            # the view row was refreshed in the import's transaction: a cheap, honest read
+            row = a.store.db.conn.execute(
+                "SELECT length(text) FROM messages WHERE id = ?", [ref.answer_id]).fetchone()
+            if row is not None:
+                seen.append((time.perf_counter(), int(row[0])))
+
+    unsubscribe = a.store.subscribe(on_a)
+
+    def job_arrived() -> bool:
+        if ref.conversation_id not in b.store.doc_ids():
+            return False
+        _, job = current_job(b.store, ref)
+        return job is not None and job.current is not None and job.current.id == aid
+
+    wait_for(job_arrived)
+    produced: list[tuple[float, int]] = []  # (time, length) as B's model produced it
+    total = [0]
+
+    def on_piece(piece: str) -> None:
+        total[0] += len(piece)
+        produced.append((time.perf_counter(), total[0]))
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=runner.run, args=(ref, aid, on_piece))
+    thread.start()
+    thread.join()
+    final = total[0]
+    wait_for(lambda: bool(seen) and seen[-1][1] >= final, timeout=30)
+    finished = next(t for t, n in seen if n >= final)
+    unsubscribe()
+    lags = []
+    for t_made, length in produced:
+        shown = next((t for t, n in seen if n >= length), None)
+        if shown is not None:
+            lags.append(max(0.0, shown - t_made))
+    return len(produced) / (finished - started), lags
+
+
+def _local_once(local: Assistant, params: GenerationParams) -> float:
+    pieces = [0]
+    started = time.perf_counter()
+    local.ask(PROMPT, params=params, on_piece=lambda p: pieces.__setitem__(0, pieces[0] + 1))
+    return pieces[0] / (time.perf_counter() - started)
