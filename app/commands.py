@@ -42,7 +42,7 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
         seed=args.seed,
     )
-    target = _where(ctx, args.on)
+    target = _where(ctx, args.on, prompt, params.max_tokens)
     if target != ctx.store.device_id:
         from app import delegation, remote_ask
 
@@ -70,7 +70,7 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _where(ctx: Context, on: str | None) -> str:
+def _where(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> str:
     """The device id to run on; this device's id when it should answer itself."""
     from app import routing
     from app.speed import cached_speed
@@ -85,7 +85,8 @@ def _where(ctx: Context, on: str | None) -> str:
             raise UsageError("running on another device needs this device's node: start "
                              "`covey serve` first")
         return me  # no node: nothing can reach the other devices; answer here
-    target = routing.choose(ctx.store, where, cached_speed(ctx) or 0.0)
+    prompt_tokens = len(prompt) // 4 + 1  # a rough count: no need to load the model for it
+    target = routing.choose(ctx.store, where, cached_speed(ctx) or 0.0, prompt_tokens, max_tokens)
     if target == me and where == "auto" and ctx.config.when_alone == "queue" \
             and not routing.candidates(ctx.store):
         return ""
@@ -149,6 +150,10 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     for m in messages:
         label = "you" if m.role == "user" else m.role
         extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
+        if m.requested_by and m.device and m.device != m.requested_by:
+            extra += f" on {m.device[:7]}, handed over by {m.requested_by[:7]}"
+        if m.attempts > 1:
+            extra += f", taken over ({m.attempts} attempts)"
         status = f" [{m.status}]" if m.status != "done" else ""
         print(f"\n{label}{extra}{status}:\n{m.text}")
     return 0

@@ -1,8 +1,10 @@
 """Where an answer runs: `local`, a named device, or `auto` (whoever finishes soonest).
 
-`auto` estimates each candidate's time to finish from its measured decode speed and the answer
-length, and prefers this device unless another is clearly (1.5×) faster. Candidates are the
-household's members that serve peers, advertise a model and are online now.
+`auto` estimates when each candidate would finish: the answers already queued or running on it,
+the prompt (prefill, taken as ~10× decode speed), the answer length at its measured decode speed,
+and for a peer the link. It prefers this device unless another would finish clearly (1.5×)
+sooner. Candidates are the household's members that serve peers, advertise a model and are
+online now.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from sync import household
 from sync.store import Store
 
 CLEARLY_FASTER = 1.5
+PREFILL_FACTOR = 10.0  # prompt tokens are processed about this much faster than generated
+LINK_SECONDS = 0.05  # handing over and streaming back over the LAN
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,35 @@ def best_peer(store: Store) -> str | None:
     return peers[0].device_id if peers else None
 
 
-def choose(store: Store, where: str, local_tok_s: float) -> str:
+def busy(store: Store) -> dict[str, int]:
+    """Answers queued or running, per device."""
+    rows = store.db.conn.execute(
+        "SELECT device, COUNT(*) FROM messages WHERE status IN ('queued', 'streaming')"
+        " AND role = 'assistant' GROUP BY device").fetchall()
+    return {r[0]: int(r[1]) for r in rows if r[0]}
+
+
+def finish_seconds(tok_s: float, queued: int, prompt_tokens: int, max_tokens: int,
+                   remote: bool) -> float:
+    speed = max(tok_s, 0.01)
+    one = prompt_tokens / (speed * PREFILL_FACTOR) + max_tokens / speed
+    return (queued + 1) * one + (LINK_SECONDS if remote else 0.0)
+
+
+def choose(store: Store, where: str, local_tok_s: float, prompt_tokens: int = 64,
+           max_tokens: int = 256) -> str:
     """The device id to run on ("" = queue it until a capable peer is online)."""
     me = store.device_id
     if where == "local":
         return me
     if where == "auto":
-        peer = max(candidates(store), key=lambda c: c.tok_s, default=None)
-        if peer is not None and peer.tok_s >= CLEARLY_FASTER * max(local_tok_s, 0.01):
-            return peer.device_id
+        queues = busy(store)
+        local = finish_seconds(local_tok_s, queues.get(me, 0), prompt_tokens, max_tokens, False)
+        best = min(candidates(store), default=None, key=lambda c: finish_seconds(
+            c.tok_s, queues.get(c.device_id, 0), prompt_tokens, max_tokens, True))
+        if best is not None and local >= CLEARLY_FASTER * finish_seconds(
+                best.tok_s, queues.get(best.device_id, 0), prompt_tokens, max_tokens, True):
+            return best.device_id
         return me
     wanted = where.lower().replace("-", "")
     for d in household.devices(store):

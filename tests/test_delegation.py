@@ -171,3 +171,16 @@ def test_real_model_on_both_sides_answers_as_the_runner_would_locally(devices) -
     local = b.covey("ask", "--on", "local", *settings, "Name three fruits.")
     assert local.returncode == 0
     assert local.stdout.strip() == delegated.stdout.strip()  # same answer as b gives itself
+
+
+def test_bench_delegate_prints_its_figures(tmp_path: Path) -> None:
+    from tests.conftest import run_covey
+
+    result = run_covey("bench", "delegate", "--json", "--model", "fake:delay=0.002",
+                       "--max-tokens", "32", "--rounds", "1", home=tmp_path / "h")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in ("lag_p50_ms", "lag_p99_ms", "delegated_tok_s", "runner_local_tok_s",
+                "throughput_ratio"):
+        assert isinstance(report[key], (int, float)) and report[key] >= 0, key
+    assert report["delegated_tok_s"] > 0
