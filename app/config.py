@@ -86,6 +86,7 @@ class Config:
     run_on: str = "auto"  # where answers run: local, auto, or a device name/id
     when_alone: str = "local"  # no capable peer online: "local" answers here, "queue" waits
     serve_peers: bool = True  # run generations that paired devices hand to this one
+    max_queue: int = 8  # peers' requests waiting here beyond this are declined
     mdns: bool = True  # find the household's devices on the LAN by mDNS
     mdns_interfaces: list[str] = field(default_factory=list)  # addresses to use; empty: all
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from loro import LoroDoc
+
 from app import routing
 from app.delegation import AttemptRunner, JobRef, current_job, take_over
 from models.base import ChatModel, GenerationParams
+from sync import jobs
 from sync.store import Store, StoreEvent
 
 log = logging.getLogger(__name__)
@@ -19,10 +22,11 @@ log = logging.getLogger(__name__)
 
 class JobWorker:
     def __init__(self, store: Store, model: ChatModel | None, params: GenerationParams,
-                 serve_peers: bool) -> None:
+                 serve_peers: bool, max_queue: int = 8) -> None:
         self.store = store
         self.runner = AttemptRunner(store, model, params) if model is not None else None
         self.serve_peers = serve_peers
+        self.max_queue = max_queue
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="covey-jobs", daemon=True)
@@ -49,10 +53,18 @@ class JobWorker:
             except Exception:  # one bad job must not stop the worker
                 log.exception("job worker round failed")
 
+    def _refuse(self, conv_id: str, message_id: str, aid: str) -> None:
+        def mark(doc: LoroDoc) -> None:
+            jobs.refuse(doc, message_id, aid)
+
+        self.store.write(conv_id, mark, touched={message_id})
+
     def _round(self) -> None:
         me = self.store.device_id
-        for conv_id, message_id in self.store.db.conn.execute(
-                "SELECT conversation_id, id FROM messages WHERE status = 'queued'").fetchall():
+        queued = self.store.db.conn.execute(
+            "SELECT conversation_id, id FROM messages WHERE status = 'queued'").fetchall()
+        mine = 0
+        for conv_id, message_id in queued:
             if self._stop.is_set():
                 return
             ref = JobRef(conv_id, message_id)
@@ -60,8 +72,14 @@ class JobWorker:
             current = job.current if job else None
             if job is None or current is None or job.cancel or current.started:
                 continue
-            if current.assignee == me and self.runner is not None:
-                if job.requested_by != me and not self.serve_peers:
+            if current.assignee == me:
+                mine += 1
+                from_peer = job.requested_by != me
+                if self.runner is None or (from_peer and (
+                        not self.serve_peers or mine > self.max_queue)):
+                    # Say no at once, so the requester answers itself instead of waiting.
+                    log.info("refusing job %s from %s", message_id, job.requested_by)
+                    self._refuse(conv_id, message_id, current.id)
                     continue
                 log.info("running job %s (attempt %s) for %s", message_id, current.id,
                          job.requested_by)

@@ -44,7 +44,7 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
         household.set_capability(ctx.store, ctx.identity.device_id, options.model, options.tok_s,
                                  serves=ctx.config.serve_peers and bool(options.model))
         worker = JobWorker(ctx.store, None if args.no_model else ctx.model,
-                           ctx.assistant.params(), ctx.config.serve_peers)
+                           ctx.assistant.params(), ctx.config.serve_peers, ctx.config.max_queue)
         worker.start()
         node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
         try:

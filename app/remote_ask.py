@@ -38,6 +38,9 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
                     shown = len(current.text)
             if status in ("done", "failed", "cancelled"):
                 return status
+            if current is not None and current.refused:
+                sys.stderr.write("covey: the other device declined; answering here\n")
+                return _take_over_here(ctx, ref, params, shown_attempt, shown)
             if (current is not None and current.assignee and status in ("queued", "streaming")
                     and time.time() > current.lease_until + TAKEOVER_GRACE):
                 return _take_over_here(ctx, ref, params, shown_attempt, shown)

@@ -32,6 +32,7 @@ class Attempt:
     lease_until: float
     started: bool
     text: str
+    refused: bool = False  # the assignee will not run it (not serving peers, queue full)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def read_job(raw_message: dict[str, Any]) -> Job | None:
             id=str(aid), n=a["n"], assignee=str(a.get("assignee", "")),
             model=str(a.get("model", "")),
             lease_until=float(lease) if isinstance(lease, (int, float)) else 0.0,
-            started=a.get("started") is True, text=str(a.get("text", ""))))
+            started=a.get("started") is True, text=str(a.get("text", "")),
+            refused=a.get("refused") is True))
     params = job.get("params")
     return Job(requested_by=str(job.get("requested_by", "")), cancel=job.get("cancel") is True,
                attempts=attempts, params=params if isinstance(params, dict) else {})
@@ -125,3 +127,10 @@ def set_cancel(doc: LoroDoc, message_id: str) -> None:
     entry = schema.message_map(doc, message_id)
     if entry is not None:
         _child_map(entry, "job").insert("cancel", True)
+
+
+def refuse(doc: LoroDoc, message_id: str, aid: str) -> None:
+    attempt = attempt_map(doc, message_id, aid)
+    if attempt is not None:
+        attempt.insert("refused", True)
+        attempt.insert("lease_until", 0.0)

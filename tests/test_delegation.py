@@ -184,3 +184,19 @@ def test_bench_delegate_prints_its_figures(tmp_path: Path) -> None:
                 "throughput_ratio"):
         assert isinstance(report[key], (int, float)) and report[key] >= 0, key
     assert report["delegated_tok_s"] > 0
+
+
+def test_a_device_that_does_not_serve_peers_declines_and_the_requester_answers(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.002,words=20,name=pi-model")
+    b = devices("laptop", "fake:delay=0.002,words=20,name=laptop-model", "serve_peers = false\n")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: a.covey("peers", "--json").returncode == 0 and any(
+        p["online"] for p in json.loads(a.covey("peers", "--json").stdout)))
+    result = a.covey("ask", "--on", "laptop", "will you?")
+    assert result.returncode == 0, result.stderr
+    assert "declined" in result.stderr
+    final = last_answer(a)
+    assert final["device"] == a.device_id and final["text"] == answer(20)
+    assert final["attempts"] == 2
