@@ -326,12 +326,12 @@ class Node:
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("dial %s:%s failed: %s", *address, exc)
             if reached:
-                delay = low  # the peer is there and talked to us: reconnect promptly
+                delay = low  # the peer is there: reconnect promptly
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, high)
 
     async def _dial_once(self, address: tuple[str, int]) -> bool:
-        """One connection to `address`; True if a sync session got going on it."""
+        """One connection to `address`; True if a household member answered there."""
         pems = [d.cert_pem for d in self._trusted.values()]
         ctx = client_context(self.identity, pems)
         reader, writer = await asyncio.wait_for(
@@ -342,9 +342,9 @@ class Node:
             writer.close()  # not a member, or ourselves
             return False
         self._dialing[address] = member.device_id
-        return await self._sync(reader, writer, member.device_id,
-                                initiator=self.identity.device_id,
-                                address=f"{address[0]}:{address[1]}")
+        await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
+                         address=f"{address[0]}:{address[1]}")
+        return True  # a member answered: the link, not the peer, is what broke
 
     async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     device_id: str, initiator: str, address: str) -> bool:

@@ -77,3 +77,27 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def make_device(tmp_path: Path) -> Iterator[object]:
+    """A factory of covey devices (separate homes and processes); all stopped afterwards."""
+    import signal
+
+    from tests.devices import Device
+
+    made: list[Device] = []
+
+    def make(name: str, model: str = "fake", extra_config: str = "", **kwargs: object) -> Device:
+        device = Device(tmp_path, name, model=model, **kwargs)  # type: ignore[arg-type]
+        if extra_config:
+            with (device.home / "config.toml").open("a") as fh:
+                fh.write(extra_config)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        if device.proc is not None and device.proc.poll() is None:
+            device.proc.send_signal(signal.SIGCONT)  # a test may have frozen it
+        device.kill()

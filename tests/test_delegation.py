@@ -17,22 +17,8 @@ def answer(words: int) -> str:
 
 
 @pytest.fixture
-def devices(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[Device] = []
-
-    def make(name: str, model: str, extra_config: str = "") -> Device:
-        device = Device(tmp_path, name, model=model)
-        if extra_config:
-            with (device.home / "config.toml").open("a") as fh:
-                fh.write(extra_config)
-        made.append(device)
-        return device
-
-    yield make
-    for device in made:
-        if device.proc is not None and device.proc.poll() is None:
-            device.proc.send_signal(signal.SIGCONT)
-        device.kill()
+def devices(make_device):  # type: ignore[no-untyped-def]
+    return make_device
 
 
 def ready_to_route(a: Device, b: Device) -> bool:

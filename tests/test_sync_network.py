@@ -16,17 +16,8 @@ FAKE = ("--model", "fake")
 
 
 @pytest.fixture
-def devices(tmp_path: Path):  # type: ignore[no-untyped-def]
-    made: list[Device] = []
-
-    def make(name: str) -> Device:
-        device = Device(tmp_path, name)
-        made.append(device)
-        return device
-
-    yield make
-    for device in made:
-        device.kill()
+def devices(make_device):  # type: ignore[no-untyped-def]
+    return make_device
 
 
 def same(*devs: Device) -> bool:
