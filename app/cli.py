@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="covey", parents=[common],
         description="A personal assistant that lives on all of your devices. "
-        "With no command, starts an interactive chat.",
+        "With no command, opens the terminal app.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="check versions, the model file, the data directory and the store")
     doctor.add_argument("--network", action="store_true",
                         help="also test mDNS on this network (sends multicast)")
-    sub.add_parser("chat", parents=[common], help="interactive chat (the default)")
+    sub.add_parser("ui", parents=[common], help="the terminal app (the default)")
+    sub.add_parser("chat", parents=[common], help="a plain line-by-line chat")
     return parser
 
 

@@ -16,7 +16,7 @@ from app.errors import UsageError
 def run(args: argparse.Namespace) -> int:
     ctx = Context(model=getattr(args, "model", None))
     try:
-        handler = HANDLERS[args.command or "chat"]
+        handler = HANDLERS[args.command or "ui"]
         return handler(ctx, args)
     finally:
         ctx.close()
@@ -262,6 +262,15 @@ def doctor(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def chat(ctx: Context, args: argparse.Namespace) -> int:
+    """The plain line chat (also what `covey` falls back to when stdin is not a terminal)."""
+    from app.chat import ChatSession
+
+    return ChatSession(ctx).run()
+
+
+def ui(ctx: Context, args: argparse.Namespace) -> int:
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        return chat(ctx, args)  # piped or scripted: the line chat reads stdin
     import tui
 
     return tui.main(ctx)
@@ -281,4 +290,5 @@ HANDLERS = {
     "peers": _net("peers"), "status": _net("status"), "cancel": cancel,
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
+    "ui": ui,
 }
