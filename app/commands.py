@@ -221,28 +221,29 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def print_report(report: dict[str, object], as_json: bool) -> None:
+    """A flat report as JSON, or as aligned `key value` lines."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    width = max((len(k) for k in report), default=0) + 2
+    for key, value in report.items():
+        print(f"{key:<{width}}{value}")
+
+
 def bench(ctx: Context, args: argparse.Namespace) -> int:
     if args.bench_target == "delegate":
         from app import bench_delegate
 
-        report = bench_delegate.run(ctx.model, max_tokens=args.max_tokens, rounds=args.rounds)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            for key, value in report.items():
-                print(f"{key:<22} {value}")
+        print_report(bench_delegate.run(ctx.model, max_tokens=args.max_tokens,
+                                        rounds=args.rounds), args.json)
         return 0
     if args.bench_target == "sync":
         from app import bench_sync
 
-        report = bench_sync.run(latency_commits=args.commits,
-                                idle_conversations=args.conversations,
-                                progress=None if args.json else sys.stderr)
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            for key, value in report.items():
-                print(f"{key:<28} {value}")
+        print_report(bench_sync.run(latency_commits=args.commits,
+                                    idle_conversations=args.conversations,
+                                    progress=None if args.json else sys.stderr), args.json)
         return 0
     from app.bench import bench_model, print_model_report
 

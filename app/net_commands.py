@@ -306,9 +306,7 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
         "conversations": len(store.list_conversations(include_archived=True)),
         "model": ctx.config.model or "bundled SmolLM2-135M-Instruct",
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for key, value in report.items():
-            print(f"{key:<18} {value}")
+    from app.commands import print_report
+
+    print_report(report, args.json)
     return 0

@@ -204,3 +204,12 @@ def test_doctor_reports_a_healthy_home(covey_home: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert "integrity ok" in result.stdout and "all checks passed" in result.stdout
     assert "SmolLM2" in result.stdout
+
+
+def test_status_peers_and_id_on_a_lone_device(covey_home: Path) -> None:
+    status = json.loads(run_covey("status", "--json", home=covey_home).stdout)
+    assert status["node_running"] is False and status["household_members"] == 1
+    assert json.loads(run_covey("peers", "--json", home=covey_home).stdout) == []
+    ident = run_covey("id", "-v", home=covey_home).stdout.splitlines()
+    assert ident[0] == status["device_id"] and ident[2].startswith("fingerprint:")
+    assert "No other devices" in run_covey("peers", home=covey_home).stdout
