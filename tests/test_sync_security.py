@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -88,6 +89,7 @@ def test_certificate_less_client_may_only_pair(devices) -> None:  # type: ignore
     assert rows(a) == before
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_openssl_s_client_with_its_own_certificate_gets_nothing(devices, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     a = devices("a")
     assert a.covey("ask", "--model", "fake", SECRET).returncode == 0
