@@ -138,6 +138,10 @@ class Store(DocumentStore):
         """Tombstone the conversation (the tombstone syncs); it leaves lists and search."""
         self._set_meta(conv_id, deleted=True)
 
+    def undelete_conversation(self, conv_id: str) -> None:
+        """Lift the tombstone (undo of a delete); the conversation comes back everywhere."""
+        self._set_meta(conv_id, deleted=False)
+
     def _set_meta(self, conv_id: str, **values: object) -> None:
         self.write(conv_id, lambda doc: schema.set_meta(doc, **values), touched=set())
 

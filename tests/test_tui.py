@@ -133,3 +133,27 @@ async def test_a_remote_change_appears_while_the_user_types(env) -> None:  # typ
         assert list(app.query(MessageView))[2].message.text == "written elsewhere"
         assert prompt.text == "half-typed" and app.focused is prompt
         assert app.query_one("#messages").scroll_offset == scroll_before
+
+
+@pytest.mark.asyncio
+async def test_slash_commands_rename_set_system_delete_and_undo(env) -> None:  # type: ignore[no-untyped-def]
+    _, store, model = env
+    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
+    async with app.run_test() as pilot:
+        await type_and_send(pilot, "hello")
+        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 2)
+        conv = app.conversation_id
+        await type_and_send(pilot, "/title Greetings")
+        await type_and_send(pilot, "/system Be brief")
+        assert store.summary(conv).title == "Greetings"  # type: ignore[arg-type]
+        assert store.summary(conv).system_prompt == "Be brief"  # type: ignore[arg-type]
+        await wait_until(pilot, lambda: [i.row.title for i in app.query(ConversationItem)] == ["Greetings"])
+        await type_and_send(pilot, "/delete")
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 0)
+        assert store.list_conversations() == [] and app.conversation_id is None
+        await type_and_send(pilot, "/undo")
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1)
+        assert app.conversation_id == conv and len(app.query(MessageView)) == 2
+        await type_and_send(pilot, "//etc is a folder")  # an escaped slash is a prompt
+        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 4)
+        assert list(app.query(MessageView))[2].message.text == "/etc is a folder"

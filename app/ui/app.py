@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Label, ListView, TextArea
 
 from app.assistant import Assistant, Turn
 from app.errors import CoveyError
+from app.pipeline import SlashCommand, parse_input
 from app.ui.widgets import ConversationItem, MessageView
 from sync.store import Store, StoreEvent
 
@@ -57,6 +58,7 @@ class CoveyApp(App[None]):
         Binding("ctrl+f", "focus_filter", "Find"),
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+z", "undo_delete", "Undo delete", show=False),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
@@ -80,6 +82,7 @@ class CoveyApp(App[None]):
         self.conversation_id: str | None = None
         self.cancel = threading.Event()
         self.generating = False
+        self.deleted: str | None = None  # the last deleted conversation, for Ctrl+Z
         self._unsubscribe: Callable[[], None] | None = None
         self._pending: dict[str, list[str]] = {}
         self._flush_scheduled = False
@@ -180,13 +183,52 @@ class CoveyApp(App[None]):
 
     @on(PromptArea.Submitted)
     def _send(self, event: PromptArea.Submitted) -> None:
-        prompt = event.text.strip()
+        item = parse_input(event.text)
+        if isinstance(item, SlashCommand):
+            self.query_one(PromptArea).clear()
+            self.command(item)
+            return
+        prompt = item
         if not prompt or self.generating:
             if self.generating:
                 self.notify("An answer is still coming: Esc stops it.", severity="warning")
             return
         self.query_one(PromptArea).clear()
         self.generate(prompt)
+
+    def command(self, cmd: SlashCommand) -> None:
+        """Slash commands typed in the prompt: /new /title /system /delete /undo /help."""
+        conv = self.conversation_id
+        if cmd.name == "new":
+            self.action_new_conversation()
+        elif cmd.name in ("title", "system", "delete") and conv is None:
+            self.notify(f"/{cmd.name} works inside a conversation", severity="warning")
+        elif cmd.name == "title" and cmd.argument:
+            self.store.set_title(conv, cmd.argument)  # type: ignore[arg-type]
+            self.refresh_list()
+        elif cmd.name == "system":
+            self.store.set_system_prompt(conv, cmd.argument)  # type: ignore[arg-type]
+            self.notify("System prompt set for this conversation.")
+        elif cmd.name == "delete":
+            title = self.store.summary(conv).title  # type: ignore[arg-type]
+            self.store.delete_conversation(conv)  # type: ignore[arg-type]
+            self.deleted = conv
+            self.action_new_conversation()
+            self.refresh_list()
+            self.notify(f"Deleted “{title}”. /undo brings it back.")
+        elif cmd.name == "undo":
+            self.action_undo_delete()
+        else:
+            self.notify("/new · /title TEXT · /system TEXT · /delete · /undo · "
+                        "//text sends text starting with a slash")
+
+    def action_undo_delete(self) -> None:
+        if self.deleted is not None:
+            self.store.undelete_conversation(self.deleted)
+            self.conversation_id, self.deleted = self.deleted, None
+            self.show_conversation()
+            self.refresh_list()
+            self.notify("Restored.")
 
     def action_new_conversation(self) -> None:
         self.conversation_id = None
