@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def ready_to_route(a: Device, b: Device) -> bool:
         return any(c.device_id == b.device_id for c in routing.candidates(store))
     finally:
         store.close()
+
+
+def handed_over_and_streaming(a: Device, b: Device, prompt: str) -> subprocess.Popen[bytes]:
+    """Pair a and b, run both nodes, and have a ask b; return once b's answer is streaming."""
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    asking = a.popen("ask", "--on", b.name, prompt)
+    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    return asking
 
 
 def last_answer(device: Device) -> dict:  # type: ignore[type-arg]
@@ -60,12 +72,7 @@ def test_auto_routing_picks_the_fast_peer_and_records_it(devices) -> None:  # ty
 def test_killed_runner_is_taken_over_with_one_coherent_answer(devices) -> None:  # type: ignore[no-untyped-def]
     a = devices("pi", "fake:delay=0.005,words=300,name=pi-model")
     b = devices("laptop", "fake:delay=0.03,words=300,name=laptop-model")
-    pair(a, b)
-    a.serve()
-    b.serve()
-    eventually(lambda: ready_to_route(a, b))
-    asking = a.popen("ask", "--on", "laptop", "a long one")
-    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    asking = handed_over_and_streaming(a, b, "a long one")
     b.kill()
     killed_at = time.monotonic()
     out, err = asking.communicate(timeout=120)
@@ -81,12 +88,7 @@ def test_killed_runner_is_taken_over_with_one_coherent_answer(devices) -> None: 
 def test_partitioned_runner_stops_writing_when_it_returns(devices) -> None:  # type: ignore[no-untyped-def]
     a = devices("pi", "fake:delay=0.005,words=300,name=pi-model")
     b = devices("laptop", "fake:delay=0.03,words=300,name=laptop-model")
-    pair(a, b)
-    a.serve()
-    b.serve()
-    eventually(lambda: ready_to_route(a, b))
-    asking = a.popen("ask", "--on", "laptop", "a long one")
-    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    asking = handed_over_and_streaming(a, b, "a long one")
     assert b.proc is not None
     b.proc.send_signal(signal.SIGSTOP)  # cut off: alive, silent, will come back
     out, err = asking.communicate(timeout=120)
@@ -103,12 +105,7 @@ def test_partitioned_runner_stops_writing_when_it_returns(devices) -> None:  # t
 def test_cancel_from_the_requester_stops_the_runner_within_a_second(devices) -> None:  # type: ignore[no-untyped-def]
     a = devices("pi", "fake:delay=0.05,words=20,name=slow")
     b = devices("laptop", "fake:delay=0.02,words=2000,name=fast")
-    pair(a, b)
-    a.serve()
-    b.serve()
-    eventually(lambda: ready_to_route(a, b))
-    asking = a.popen("ask", "--on", "laptop", "go on forever")
-    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    asking = handed_over_and_streaming(a, b, "go on forever")
     conv = a.history()[0]["id"]
     started = time.monotonic()
     assert a.covey("cancel", conv).returncode == 0
