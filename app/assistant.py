@@ -62,9 +62,14 @@ class Assistant:
         return GenerationParams(**values)  # type: ignore[arg-type]
 
     def start(
-        self, prompt: str, conversation_id: str | None = None, system_prompt: str | None = None
+        self, prompt: str, conversation_id: str | None = None, system_prompt: str | None = None,
+        parent_id: str | None = None,
     ) -> Turn:
-        """Record the prompt and an empty answer to stream into."""
+        """Record the prompt and an empty answer to stream into.
+
+        `parent_id` is the message the prompt follows (default: the last one); "" starts a new
+        branch at the top of the conversation.
+        """
         if not prompt.strip():
             raise UsageError("the prompt is empty; say what you want to ask")
         new = conversation_id is None
@@ -74,7 +79,7 @@ class Assistant:
             )
         elif system_prompt:
             self.store.set_system_prompt(conversation_id, system_prompt)
-        prompt_id = self.store.add_message(conversation_id, "user", prompt)
+        prompt_id = self.store.add_message(conversation_id, "user", prompt, parent_id=parent_id)
         answer_id = self.store.add_message(
             conversation_id, "assistant", "", parent_id=prompt_id, status="streaming",
             model=self.model.info.name,

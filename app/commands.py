@@ -42,7 +42,9 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
         seed=args.seed,
     )
-    target = _where(ctx, args.on, prompt, params.max_tokens)
+    from app.routing import where_to_run
+
+    target = where_to_run(ctx, args.on, prompt, params.max_tokens)
     if target != ctx.store.device_id:
         from app import delegation, remote_ask
 
@@ -68,29 +70,6 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
     if answer.status != "done":
         print(f"covey: answer {answer.status}", file=sys.stderr)
     return 0
-
-
-def _where(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> str:
-    """The device id to run on; this device's id when it should answer itself."""
-    from app import routing
-    from app.speed import cached_speed
-    from sync.node import NodeLock
-
-    where = on or ctx.config.run_on
-    me = ctx.store.device_id
-    if where == "local":
-        return me
-    if not NodeLock.held(ctx.paths.locks_dir):
-        if on and on != "auto":
-            raise UsageError("running on another device needs this device's node: start "
-                             "`covey serve` first")
-        return me  # no node: nothing can reach the other devices; answer here
-    prompt_tokens = len(prompt) // 4 + 1  # a rough count: no need to load the model for it
-    target = routing.choose(ctx.store, where, cached_speed(ctx) or 0.0, prompt_tokens, max_tokens)
-    if target == me and where == "auto" and ctx.config.when_alone == "queue" \
-            and not routing.candidates(ctx.store):
-        return ""
-    return target
 
 
 def cancel(ctx: Context, args: argparse.Namespace) -> int:

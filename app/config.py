@@ -89,6 +89,8 @@ class Config:
     max_queue: int = 8  # peers' requests waiting here beyond this are declined
     mdns: bool = True  # find the household's devices on the LAN by mDNS
     mdns_interfaces: list[str] = field(default_factory=list)  # addresses to use; empty: all
+    sync_in_app: bool = True  # the terminal app runs this device's node while open (no serve)
+    theme: str = "textual-dark"  # the terminal app's theme (Ctrl+T toggles light/dark)
 
     @classmethod
     def load(cls, path: Path) -> Config:

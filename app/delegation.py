@@ -44,14 +44,15 @@ class JobRef:
 
 
 def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
-                assignee: str, params: GenerationParams | None = None) -> tuple[Turn, str]:
+                assignee: str, params: GenerationParams | None = None,
+                parent_id: str | None = None) -> tuple[Turn, str]:
     """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued).
 
     The requester's generation settings travel with the job, so the runner answers exactly as
     asked (and as it would have answered the same request locally).
     """
     store = assistant.store
-    turn = assistant.start(prompt, conv_id, system)
+    turn = assistant.start(prompt, conv_id, system, parent_id)
     me = store.device_id
     holder: list[str] = []
 

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 from app.context import Context
@@ -80,12 +81,21 @@ def pair(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _join(ctx: Context, args: argparse.Namespace) -> int:
-    code = pairing.normalize_code(args.code_to_join)
+    inviter = join_household(ctx, args.code_to_join, args.address,
+                             say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"Paired with {inviter.name} ({inviter.device_id})")
+    print(f"  their fingerprint: {_fp(inviter.fingerprint)}")
+    print(f"  this device:       {ctx.identity.device_id}, fingerprint {_fp(ctx.identity.fingerprint)}")
+    print("Run `covey serve` on both devices to keep them in sync.")
+    return 0
+
+
+def join_household(ctx: Context, code_text: str, address: str | None,
+                   say: Callable[[str], None] = print) -> pair_flow.Paired:
+    """Join the household of the device showing `code_text` (found by mDNS unless `address`)."""
+    code = pairing.normalize_code(code_text)
     store, identity = ctx.store, ctx.identity
-    if args.address:
-        candidates = [parse_address(args.address)]
-    else:
-        candidates = _find_inviters(ctx)
+    candidates = [parse_address(address)] if address else _find_inviters(ctx, say)
     from concurrent.futures import ThreadPoolExecutor
 
     inviter, failures = None, []
@@ -101,22 +111,18 @@ def _join(ctx: Context, args: argparse.Namespace) -> int:
                     raise  # the right device said no: do not try the code elsewhere
     if inviter is None:
         raise PairingError(failures[-1] if failures else "pairing failed")
-    if args.address:  # found by mDNS, it will be found again; a typed address is remembered
+    if address:  # found by mDNS, it will be found again; a typed address is remembered
         store.db.conn.execute("INSERT OR IGNORE INTO peer_addresses (address, added_at)"
-                              " VALUES (?, ?)", [args.address, time.time()])
-    print(f"Paired with {inviter.name} ({inviter.device_id})")
-    print(f"  their fingerprint: {_fp(inviter.fingerprint)}")
-    print(f"  this device:       {identity.device_id}, fingerprint {_fp(identity.fingerprint)}")
-    print("Run `covey serve` on both devices to keep them in sync.")
-    return 0
+                              " VALUES (?, ?)", [address, time.time()])
+    return inviter
 
 
-def _find_inviters(ctx: Context) -> list[tuple[str, int]]:
+def _find_inviters(ctx: Context, say: Callable[[str], None]) -> list[tuple[str, int]]:
     from sync.discovery import browse_for_pairing
 
     if not ctx.config.mdns:
-        raise UsageError("mDNS is off in the config: give --address HOST:PORT")
-    print("Looking for the inviting device on the LAN (mDNS)…", file=sys.stderr, flush=True)
+        raise UsageError("mDNS is off in the config: give the address (HOST:PORT) too")
+    say("Looking for the inviting device on the LAN (mDNS)…")
     found = asyncio.run(browse_for_pairing(ctx.config.mdns_interfaces or None, seconds=8))
     own = ctx.identity.device_id.replace("-", "")
     addresses = [(a, s.port) for s in found if not own.startswith(s.device_prefix)

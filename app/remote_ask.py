@@ -8,7 +8,9 @@ answers itself; Ctrl-C cancels the job everywhere.
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 from app.context import Context
 from app.delegation import LEASE_SECONDS, AttemptRunner, JobRef, cancel_job, current_job, take_over
@@ -18,48 +20,73 @@ TAKEOVER_GRACE = 1.0
 WATCH_EVERY = 0.02
 
 
-def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LEASE_SECONDS) -> str:
-    """Print the answer as it grows; take over if its runner goes silent; return its status."""
+def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LEASE_SECONDS,
+          on_piece: Callable[[str], None] | None = None,
+          on_note: Callable[[str], None] | None = None,
+          cancel: threading.Event | None = None) -> str:
+    """Pass the answer on as it grows (default: to stdout); take over if its runner goes silent;
+    return its status. Setting `cancel` (or Ctrl-C) cancels the job everywhere."""
     store = ctx.store
+    out = on_piece or _print
+    note = on_note or _print_note
     shown_attempt, shown = "", 0
     try:
         while True:
+            if cancel is not None and cancel.is_set():
+                cancel_job(store, ref)
+                return "cancelled"
             store.poll()
             status, job = current_job(store, ref)
             current = job.current if job else None
             if current is not None:
                 if current.id != shown_attempt:
                     if shown:
-                        sys.stdout.write(f"\n[taken over: attempt {current.n}]\n")
+                        note(f"taken over: attempt {current.n}")
                     shown_attempt, shown = current.id, 0
                 if len(current.text) > shown:
-                    sys.stdout.write(current.text[shown:])
-                    sys.stdout.flush()
+                    out(current.text[shown:])
                     shown = len(current.text)
             if status in ("done", "failed", "cancelled"):
                 return status
             if current is not None and current.refused:
-                sys.stderr.write("covey: the other device declined; answering here\n")
-                return _take_over_here(ctx, ref, params, shown_attempt, shown)
+                note("the other device declined; answering here")
+                return _take_over_here(ctx, ref, params, out, cancel)
             if (current is not None and current.assignee and status in ("queued", "streaming")
                     and time.time() > current.lease_until + TAKEOVER_GRACE):
-                return _take_over_here(ctx, ref, params, shown_attempt, shown)
+                note("the other device went silent; answering here")
+                return _take_over_here(ctx, ref, params, out, cancel)
             time.sleep(WATCH_EVERY)
     except KeyboardInterrupt:
         cancel_job(store, ref)
         raise
 
 
-def _take_over_here(ctx: Context, ref: JobRef, params: GenerationParams, old: str,
-                    shown: int) -> str:
+def _take_over_here(ctx: Context, ref: JobRef, params: GenerationParams,
+                    out: Callable[[str], None], cancel: threading.Event | None) -> str:
     aid = take_over(ctx.store, ref, ctx.store.device_id)
-    if shown:
-        sys.stdout.write(f"\n[the other device went silent: answering here ({aid})]\n")
     runner = AttemptRunner(ctx.store, ctx.model, params)
+    done = threading.Event()
+    if cancel is not None:  # the runner stops when the job is cancelled: bridge the event to it
+        def forward() -> None:
+            while not done.wait(0.05):
+                if cancel.is_set():
+                    cancel_job(ctx.store, ref)
+                    return
 
-    def show(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    result = runner.run(ref, aid, on_piece=show)
+        threading.Thread(target=forward, daemon=True).start()
+    try:
+        result = runner.run(ref, aid, on_piece=out)
+    finally:
+        done.set()
     return "done" if result == "done" else result
+
+
+def _print(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def _print_note(note: str) -> None:
+    sys.stdout.write("\n")  # off the answer's line
+    sys.stdout.flush()
+    print(f"covey: {note}", file=sys.stderr, flush=True)

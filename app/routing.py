@@ -10,10 +10,14 @@ online now.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.errors import UsageError
 from sync import household
 from sync.store import Store
+
+if TYPE_CHECKING:
+    from app.context import Context
 
 CLEARLY_FASTER = 1.5
 PREFILL_FACTOR = 10.0  # prompt tokens are processed about this much faster than generated
@@ -84,3 +88,25 @@ def choose(store: Store, where: str, local_tok_s: float, prompt_tokens: int = 64
         if d.name.lower() == where.lower() or d.device_id.lower().replace("-", "").startswith(wanted):
             return d.device_id
     raise UsageError(f"no device {where!r} in this household (see `covey devices`)")
+
+
+def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> str:
+    """The device id to run on: this device's id when it should answer itself, "" to queue."""
+    from app.speed import cached_speed
+    from sync.node import NodeLock
+
+    where = on or ctx.config.run_on
+    me = ctx.store.device_id
+    if where == "local":
+        return me
+    if not NodeLock.held(ctx.paths.locks_dir):
+        if on and on != "auto":
+            raise UsageError("running on another device needs this device's node: start "
+                             "`covey serve` first")
+        return me  # no node: nothing can reach the other devices; answer here
+    prompt_tokens = len(prompt) // 4 + 1  # a rough count: no need to load the model for it
+    target = choose(ctx.store, where, cached_speed(ctx) or 0.0, prompt_tokens, max_tokens)
+    if target == me and where == "auto" and ctx.config.when_alone == "queue" \
+            and not candidates(ctx.store):
+        return ""
+    return target

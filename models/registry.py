@@ -42,14 +42,14 @@ def describe(spec: str | None) -> str:
 
 
 def get_model(spec: str | None, context_length: int = 4096, threads: int | None = None) -> ChatModel:
-    """The process's model for `spec`: None = bundled, "fake[:k=v,...]" = FakeModel, else a path."""
+    """The process's model for `spec` (made once): None = bundled, "fake[:k=v,...]" = FakeModel, else a path."""
     key = (spec or "", context_length)
     if key not in _instances:
-        _instances[key] = _build(spec, context_length, threads)
+        _instances[key] = build_model(spec, context_length, threads)
     return _instances[key]
 
 
-def _build(spec: str | None, context_length: int, threads: int | None) -> ChatModel:
+def build_model(spec: str | None, context_length: int, threads: int | None) -> ChatModel:
     if spec and (spec == "fake" or spec.startswith("fake:")):
         return _fake(spec, context_length)
     from models.llama import LlamaCppModel

@@ -74,6 +74,30 @@ class Conversation:
             current = by_id.get(current.parent_id) if current.parent_id else None
         return list(reversed(chain))
 
+    def children(self, message_id: str | None) -> list[Message]:
+        """Messages answering or following `message_id` (None: the roots), in list order."""
+        return [m for m in self.messages if m.parent_id == message_id and m.id != message_id]
+
+    def siblings(self, message_id: str) -> list[Message]:
+        """`message_id` and the alternatives to it (same parent, same role), in list order:
+        regenerated answers, and prompts edited into a new branch."""
+        me = self.message(message_id)
+        if me is None:
+            return []
+        return [m for m in self.children(me.parent_id) if m.role == me.role]
+
+    def latest_leaf(self, message_id: str | None = None) -> str | None:
+        """The newest end of the branch through `message_id` (default: the last message)."""
+        if message_id is None or self.message(message_id) is None:
+            return self.messages[-1].id if self.messages else None
+        seen = {message_id}
+        while True:
+            later = [m for m in self.children(message_id) if m.id not in seen]
+            if not later:
+                return message_id
+            message_id = later[-1].id
+            seen.add(message_id)
+
 
 def init_conversation(
     doc: LoroDoc, *, conv_id: str, title: str, created_at: str, created_by: str,

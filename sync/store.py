@@ -55,7 +55,8 @@ class Store(DocumentStore):
         self, conv_id: str, role: str, text: str, *, parent_id: str | None = None,
         status: str = "done", model: str | None = None,
     ) -> str:
-        """Append a message; `parent_id` defaults to the current last message."""
+        """Append a message; `parent_id` defaults to the current last message ("" = none:
+        a first prompt edited into a new branch)."""
         message_id = new_id()
 
         def add(doc: LoroDoc) -> None:
@@ -63,6 +64,7 @@ class Store(DocumentStore):
             if parent is None:
                 last = schema.read_conversation(conv_id, doc)
                 parent = last.messages[-1].id if last and last.messages else None
+            parent = parent or None
             entry = schema.append_message(doc, Message(
                 id=message_id, role=role, text=text, created_at=now_iso(),
                 device=self.device_id, model=model, status=status, parent_id=parent,
@@ -193,6 +195,14 @@ class Store(DocumentStore):
     def search(self, words: str, limit: int = 20) -> list[view.SearchHit]:
         with self._lock:
             return view.search(self.db.conn, words, limit)
+
+    def recent_prompts(self, limit: int = 100) -> list[str]:
+        """What was asked lately, newest first, without repeats (the prompt's input history)."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT text FROM messages WHERE role = 'user' ORDER BY created_at DESC LIMIT ?",
+                [limit * 2]).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows if r[0].strip()))[:limit]
 
     def latest_conversation_id(self) -> str | None:
         rows = self.list_conversations(limit=1, include_archived=True)

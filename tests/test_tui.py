@@ -1,159 +1,223 @@
-"""Pilot tests of the Textual app with a fake model and a temporary store."""
+"""Pilot tests of the terminal app: a fake model, a temporary store, the real widgets."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from app.assistant import Assistant
-from app.config import Config, Paths
-from app.ui.app import CoveyApp, PromptArea
-from app.ui.widgets import ConversationItem, MessageView
-from models.fake import FakeModel
+from app.ui.app import CoveyApp
+from app.ui.dialogs import AskText
+from app.ui.sidebar import ConversationList
+from app.ui.widgets import ConversationItem, MessageView, PromptArea
 from sync.store import Store
+from tests.tui_helpers import ask, fake, make_context, texts, type_and_send, wait_until
 
 
 @pytest.fixture
-def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    paths = Paths.at(tmp_path / "home")
-    store = Store.open(paths, "DEVICE-A")
-    model = FakeModel()
-    yield paths, store, model
-    store.close()
+def ctx(tmp_path: Path):  # type: ignore[no-untyped-def]
+    context = make_context(tmp_path / "home")
+    yield context
+    context.close()
 
 
-async def wait_until(pilot, check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in the app")
-
-
-async def type_and_send(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
-    pilot.app.query_one(PromptArea).focus()
-    await pilot.press(*list(text))
-    await pilot.press("enter")
+def views(app: CoveyApp) -> list[MessageView]:
+    return list(app.query(MessageView))
 
 
 @pytest.mark.asyncio
-async def test_send_a_prompt_and_see_the_streamed_answer(env) -> None:  # type: ignore[no-untyped-def]
-    _, store, model = env
-    model.enqueue(["Hello", " from", " the", " fake"])
-    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
+async def test_send_a_prompt_and_see_the_streamed_answer(ctx) -> None:  # type: ignore[no-untyped-def]
+    fake(ctx).enqueue(["Hello", " from", " the", " fake"])
+    app = CoveyApp(ctx)
     async with app.run_test() as pilot:
         await type_and_send(pilot, "hi")
-        await wait_until(pilot, lambda: not app.generating and app.conversation_id is not None
-                         and len(app.query(MessageView)) == 2)
-        views = list(app.query(MessageView))
-        assert views[0].message.text == "hi"
-        await wait_until(pilot, lambda: list(app.query(MessageView))[1].message.text == "Hello from the fake")
+        await wait_until(pilot, lambda: texts(app) == ["hi", "Hello from the fake"])
         assert app.query_one(PromptArea).text == ""
         assert len(app.query(ConversationItem)) == 1
-    conv = store.conversation(store.latest_conversation_id())  # type: ignore[arg-type]
+        caption = str(views(app)[1].query_one(".caption").render())
+        assert "fake" in caption and "DEVICE-" in caption  # which model, which device
+    conv = ctx.store.conversation(ctx.store.latest_conversation_id())
     assert [m.text for m in conv.messages] == ["hi", "Hello from the fake"]
 
 
 @pytest.mark.asyncio
-async def test_escape_stops_generation(env) -> None:  # type: ignore[no-untyped-def]
-    _, store, _ = env
-    slow = FakeModel(delay=0.02, answer_words=500)
-    app = CoveyApp(store, Assistant(store, slow, Config(auto_title=False)))
+async def test_escape_stops_generation(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "slow", model="fake:delay=0.02,words=500")
+    app = CoveyApp(ctx)
     async with app.run_test() as pilot:
         await type_and_send(pilot, "go")
-        await wait_until(pilot, lambda: len(app.query(MessageView)) == 2
-                         and len(list(app.query(MessageView))[1].message.text) > 10)
+        await wait_until(pilot, lambda: len(views(app)) == 2 and len(views(app)[1].message.text) > 10)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not app.generating)
-    answer = store.conversation(store.latest_conversation_id()).messages[1]  # type: ignore[arg-type]
+    answer = ctx.store.conversation(ctx.store.latest_conversation_id()).messages[1]
     assert answer.status == "cancelled" and 0 < len(answer.text) < len("w0 " * 500)
+    ctx.close()
 
 
 @pytest.mark.asyncio
-async def test_new_conversation_filter_and_search(env) -> None:  # type: ignore[no-untyped-def]
-    _, store, model = env
-    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
+async def test_regenerate_then_switch_between_the_answers(ctx) -> None:  # type: ignore[no-untyped-def]
+    fake(ctx).enqueue(["first"])
+    fake(ctx).enqueue(["second"])
+    app = CoveyApp(ctx)
     async with app.run_test() as pilot:
-        await type_and_send(pilot, "alpacas")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 2)
-        await pilot.press("ctrl+n")
-        assert app.conversation_id is None and len(app.query(MessageView)) == 0
-        await type_and_send(pilot, "rockets")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(ConversationItem)) == 2)
-        store.set_title(store.latest_conversation_id(), "Rocket talk")  # type: ignore[arg-type]
-        app.refresh_list()
-        await pilot.press("ctrl+f")
-        await pilot.press(*list("rocket"))
-        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1)
-        # Enter searches every message instead of titles
-        filt = app.query_one("#filter")
-        filt.value = "alpacas"  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1 and
-                         "alpacas" in " ".join(m.text for m in store.conversation(
-                             list(app.query(ConversationItem))[0].row.id).messages))
-
-
-@pytest.mark.asyncio
-async def test_regenerate_adds_another_answer_to_the_same_prompt(env) -> None:  # type: ignore[no-untyped-def]
-    _, store, model = env
-    model.enqueue(["first"])
-    model.enqueue(["second"])
-    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
-    async with app.run_test() as pilot:
-        await type_and_send(pilot, "q")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 2)
+        await ask(pilot, "q")
         await pilot.press("ctrl+r")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 3)
-    messages = store.conversation(store.latest_conversation_id()).messages  # type: ignore[arg-type]
+        await wait_until(pilot, lambda: not app.generating and texts(app) == ["q", "second"])
+        assert views(app)[1].branch == (2, 2)
+        views(app)[1].focus()
+        await pilot.press("left")  # the earlier answer is still there
+        await wait_until(pilot, lambda: texts(app) == ["q", "first"])
+        assert views(app)[1].branch == (1, 2) and app.focused is views(app)[1]
+        await pilot.press("right")
+        await wait_until(pilot, lambda: texts(app) == ["q", "second"])
+    messages = ctx.store.conversation(ctx.store.latest_conversation_id()).messages
     assert [m.text for m in messages] == ["q", "first", "second"]
     assert messages[1].parent_id == messages[2].parent_id == messages[0].id  # a branch
 
 
 @pytest.mark.asyncio
-async def test_a_remote_change_appears_while_the_user_types(env) -> None:  # type: ignore[no-untyped-def]
-    paths, store, model = env
-    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
+async def test_edit_a_prompt_and_branch_keeping_the_old_branch(ctx) -> None:  # type: ignore[no-untyped-def]
+    for answer in (["a1"], ["a2"], ["b1"], ["b2"]):
+        fake(ctx).enqueue(answer)
+    app = CoveyApp(ctx)
     async with app.run_test() as pilot:
-        await type_and_send(pilot, "start")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 2)
+        await ask(pilot, "one")
+        await ask(pilot, "two")
+        assert texts(app) == ["one", "a1", "two", "a2"]
+        await pilot.press("ctrl+up")  # from the prompt to the last message, then up to "two"
+        await pilot.press("up")
+        assert app.focused is views(app)[2]
+        await pilot.press("e")
+        prompt = app.query_one(PromptArea)
+        assert prompt.text == "two" and app.focused is prompt
+        await pilot.press("end", *list(" again"), "enter")
+        await wait_until(pilot, lambda: not app.generating and texts(app) == ["one", "a1", "two again", "b1"])
+        assert views(app)[2].branch == (2, 2)
+        await ask(pilot, "three")  # continues the branch on screen
+        assert texts(app) == ["one", "a1", "two again", "b1", "three", "b2"]
+        views(app)[2].focus()
+        await pilot.press("left")  # the earlier branch, whole
+        await wait_until(pilot, lambda: texts(app) == ["one", "a1", "two", "a2"])
+        await pilot.press("right")
+        await wait_until(pilot, lambda: texts(app) == ["one", "a1", "two again", "b1", "three", "b2"])
+    conv = ctx.store.conversation(app.conversation_id)  # type: ignore[arg-type]
+    assert len(conv.messages) == 8  # nothing replaced
+    two, again = conv.messages[2], conv.messages[4]
+    assert two.parent_id == again.parent_id == conv.messages[1].id
+
+
+@pytest.mark.asyncio
+async def test_copy_a_message_and_input_history(ctx) -> None:  # type: ignore[no-untyped-def]
+    fake(ctx).enqueue(["copied text"])
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        await ask(pilot, "earlier prompt")
+        await pilot.press("ctrl+up")
+        await pilot.press("c")
+        assert app.clipboard == "copied text"
+        app.query_one(PromptArea).focus()
+        await pilot.press("up")  # ↑ in an empty prompt brings back the last one
+        assert app.query_one(PromptArea).text == "earlier prompt"
+        await pilot.press("down")
+        assert app.query_one(PromptArea).text == ""
+
+
+@pytest.mark.asyncio
+async def test_filter_search_and_jump_to_the_hit(ctx) -> None:  # type: ignore[no-untyped-def]
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        await ask(pilot, "alpacas live in the andes")
+        first = app.conversation_id
+        for i in range(6):
+            await ask(pilot, f"filler {i}")
+        await pilot.press("ctrl+n")
+        assert app.conversation_id is None and not views(app)
+        await ask(pilot, "rockets")
+        ctx.store.set_title(app.conversation_id, "Rocket talk")  # type: ignore[arg-type]
+        await pilot.press("ctrl+f")
+        await pilot.press(*list("rocket"))
+        await wait_until(pilot, lambda: [i.row.title for i in app.query(ConversationItem)] == ["Rocket talk"])
+        await pilot.press(*["backspace"] * 6, *list("andes"), "enter")  # all messages
+        # two hits: the prompt, and the fake model's echo of it; both in the first conversation
+        await wait_until(pilot, lambda: {i.row.id for i in app.query(ConversationItem)} == {first})
+        assert len(app.query(ConversationItem)) == 2
+        assert app.focused is app.query_one(ConversationList)
+        await pilot.press("enter")  # open the hit: the conversation, at that message
+        await wait_until(pilot, lambda: app.conversation_id == first)
+        assert isinstance(app.focused, MessageView) and "andes" in app.focused.message.text
+        await pilot.press("escape")  # clears the search
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 2)
+
+
+@pytest.mark.asyncio
+async def test_rename_archive_delete_and_undo_from_the_list(ctx) -> None:  # type: ignore[no-untyped-def]
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        await ask(pilot, "keep me")
         conv = app.conversation_id
+        app.query_one(ConversationList).focus()
+        await pilot.press("r")
+        assert isinstance(app.screen, AskText)
+        await pilot.press(*["backspace"] * 40, *list("My title"), "enter")
+        await wait_until(pilot, lambda: [i.row.title for i in app.query(ConversationItem)] == ["My title"])
+        assert ctx.store.summary(conv).title == "My title"  # type: ignore[arg-type]
+        await pilot.press("a")  # archive: gone from the list, kept in the store
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 0)
+        assert ctx.store.summary(conv).archived  # type: ignore[arg-type]
+        await pilot.press("s")  # show archived
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1)
+        await pilot.press("a")  # unarchive
+        await wait_until(pilot, lambda: not ctx.store.summary(conv).archived)  # type: ignore[arg-type]
+        await pilot.press("s")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 0)
+        assert ctx.store.list_conversations(include_archived=True) == [] and app.conversation_id is None
+        await pilot.press("u")
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1)
+        assert app.conversation_id == conv and texts(app)[0] == "keep me"
+
+
+@pytest.mark.asyncio
+async def test_a_remote_change_appears_while_the_user_types(ctx) -> None:  # type: ignore[no-untyped-def]
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        for i in range(8):  # enough to scroll
+            await ask(pilot, f"line {i}\n\nmore\n\nand more")
+        conv = app.conversation_id
+        box = app.query_one("#messages")
+        box.scroll_to(y=3, animate=False)  # the user scrolled up to read
+        await pilot.pause(0.1)
         prompt = app.query_one(PromptArea)
         prompt.focus()
         await pilot.press(*list("half-typed"))
-        scroll_before = app.query_one("#messages").scroll_offset
-        other = Store.open(paths, "DEVICE-A")  # another process on this device (or a peer)
+        scroll_before = box.scroll_offset
+        other = Store.open(ctx.paths, "DEVICE-B")  # another process or device writes
         try:
             other.add_message(conv, "user", "written elsewhere")  # type: ignore[arg-type]
         finally:
             other.close()
-        await wait_until(pilot, lambda: len(app.query(MessageView)) == 3)
-        assert list(app.query(MessageView))[2].message.text == "written elsewhere"
+        await wait_until(pilot, lambda: texts(app)[-1:] == ["written elsewhere"])
         assert prompt.text == "half-typed" and app.focused is prompt
-        assert app.query_one("#messages").scroll_offset == scroll_before
+        assert box.scroll_offset == scroll_before and scroll_before.y == 3
 
 
 @pytest.mark.asyncio
-async def test_slash_commands_rename_set_system_delete_and_undo(env) -> None:  # type: ignore[no-untyped-def]
-    _, store, model = env
-    app = CoveyApp(store, Assistant(store, model, Config(auto_title=False)))
+async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
+    app = CoveyApp(ctx)
     async with app.run_test() as pilot:
-        await type_and_send(pilot, "hello")
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 2)
+        await ask(pilot, "hello")
         conv = app.conversation_id
         await type_and_send(pilot, "/title Greetings")
         await type_and_send(pilot, "/system Be brief")
-        assert store.summary(conv).title == "Greetings"  # type: ignore[arg-type]
-        assert store.summary(conv).system_prompt == "Be brief"  # type: ignore[arg-type]
+        assert ctx.store.summary(conv).title == "Greetings"  # type: ignore[arg-type]
+        assert ctx.store.summary(conv).system_prompt == "Be brief"  # type: ignore[arg-type]
         await wait_until(pilot, lambda: [i.row.title for i in app.query(ConversationItem)] == ["Greetings"])
+        await type_and_send(pilot, "/archive")
+        await wait_until(pilot, lambda: ctx.store.summary(conv).archived)  # type: ignore[arg-type]
         await type_and_send(pilot, "/delete")
-        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 0)
-        assert store.list_conversations() == [] and app.conversation_id is None
+        await wait_until(pilot, lambda: app.conversation_id is None)
+        assert ctx.store.list_conversations(include_archived=True) == []
         await type_and_send(pilot, "/undo")
-        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == 1)
-        assert app.conversation_id == conv and len(app.query(MessageView)) == 2
-        await type_and_send(pilot, "//etc is a folder")  # an escaped slash is a prompt
-        await wait_until(pilot, lambda: not app.generating and len(app.query(MessageView)) == 4)
-        assert list(app.query(MessageView))[2].message.text == "/etc is a folder"
+        await wait_until(pilot, lambda: app.conversation_id == conv and len(views(app)) == 2)
+        await ask(pilot, "//etc is a folder")  # an escaped slash is a prompt
+        assert texts(app)[2] == "/etc is a folder"

@@ -1,53 +1,44 @@
 """covey's Textual app: conversations on the left, the chat on the right, the household on top.
 
-The store and the assistant (with its model) are passed in, so tests run it with a fake model
-and a temporary store. Generation runs in a worker thread; the UI changes only through
-`call_from_thread`. Changes from other processes and devices arrive as store events (and a
-light poll of the store, SQLite being the bus) and update the open conversation in place.
+Everything it works with comes in a Context (store, model, settings, paths), so tests run it
+with a fake model and a temporary store; the node, when the app hosts one, is passed in too.
+Changes from other processes and devices arrive as store events (and a light poll of the
+store, SQLite being the bus) and update the open conversation in place.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.message import Message as UIMessage
-from textual.widgets import Footer, Input, Label, ListView, TextArea
+from textual.screen import Screen
+from textual.widgets import Footer
 
-from app.assistant import Assistant, Turn
+from app.context import Context
 from app.errors import CoveyError
+from app.node_host import NodeHost
 from app.pipeline import SlashCommand, parse_input
-from app.ui.widgets import ConversationItem, MessageView
-from sync.store import Store, StoreEvent
+from app.ui.chat import ChatPane
+from app.ui.dialogs import AskText
+from app.ui.household import DevicesScreen, HouseholdBar
+from app.ui.pairing import PairingScreen
+from app.ui.settings import SettingsScreen
+from app.ui.sidebar import ConversationList, Sidebar
+from app.ui.widgets import PromptArea
+from sync.store import StoreEvent
 
-LIST_LIMIT = 100  # conversations listed (from the view; no document is loaded). 500 took 3 s to mount
+HELP = ("/new · /title TEXT · /system TEXT · /delete · /archive · /undo · /pair · /devices · "
+        "/settings · /help · //text sends text starting with a slash")
 
 
-class PromptArea(TextArea):
-    """Multi-line prompt: Enter sends, Shift+Enter or Ctrl+J adds a line."""
-
-    @dataclass
-    class Submitted(UIMessage):
-        text: str
-
-    async def _on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
-        if key == "enter":
-            event.prevent_default()  # type: ignore[attr-defined]
-            event.stop()  # type: ignore[attr-defined]
-            self.post_message(self.Submitted(self.text))
-            return
-        if key in ("shift+enter", "ctrl+j"):
-            event.prevent_default()  # type: ignore[attr-defined]
-            event.stop()  # type: ignore[attr-defined]
-            self.insert("\n")
-            return
-        await super()._on_key(event)  # type: ignore[arg-type]
+class StoreChanged(UIMessage):
+    def __init__(self, doc_id: str) -> None:
+        super().__init__()
+        self.doc_id = doc_id
 
 
 class CoveyApp(App[None]):
@@ -58,55 +49,59 @@ class CoveyApp(App[None]):
         Binding("ctrl+f", "focus_filter", "Find"),
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
-        Binding("ctrl+z", "undo_delete", "Undo delete", show=False),
+        Binding("ctrl+o", "devices", "Devices"),
+        Binding("f2", "settings", "Settings"),
+        Binding("ctrl+t", "toggle_theme", "Theme"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
-    @dataclass
-    class StoreChanged(UIMessage):
-        doc_id: str
-
-    @dataclass
-    class Piece(UIMessage):
-        """A piece of an answer, from the generation thread (posting never blocks it)."""
-
-        answer_id: str
-        text: str
-
-    def __init__(self, store: Store, assistant: Assistant,
-                 household: Callable[[], str] | None = None) -> None:
+    def __init__(self, ctx: Context, node: NodeHost | None = None) -> None:
         super().__init__()
-        self.store = store
-        self.assistant = assistant
-        self.household_line = household or (lambda: f"this device: {store.device_id[:7]}")
-        self.conversation_id: str | None = None
-        self.cancel = threading.Event()
-        self.generating = False
-        self.deleted: str | None = None  # the last deleted conversation, for Ctrl+Z
+        self.ctx = ctx
+        self.store = ctx.store
+        self.node = node
+        self.deleted: str | None = None  # the last deleted conversation, for undo
         self._unsubscribe: Callable[[], None] | None = None
-        self._pending: dict[str, list[str]] = {}
-        self._flush_scheduled = False
+        self._chat = ChatPane(ctx, id="chat")
+        if ctx.config.theme in self.available_themes:
+            self.theme = ctx.config.theme
 
     # -- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="sidebar"):
-            yield Input(placeholder="filter (Enter: search all messages)", id="filter")
-            yield ListView(id="conversations")
-        with Vertical(id="chat"):
-            yield Label(self.household_line(), id="household")
-            yield VerticalScroll(id="messages")
-            yield PromptArea(id="prompt")
+        yield Sidebar(self.store, id="sidebar")
+        with Vertical(id="main"):
+            yield HouseholdBar(self.ctx, id="household")
+            yield self._chat
         yield Footer()
 
+    @property
+    def chat(self) -> ChatPane:
+        return self._chat
+
+    @property
+    def sidebar(self) -> Sidebar:
+        return self.query_one(Sidebar)
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.chat.conversation_id
+
+    @property
+    def generating(self) -> bool:
+        return self.chat.generating
+
     def on_mount(self) -> None:
-        self.refresh_list()
-        self.query_one(PromptArea).focus()
+        self.sidebar.refresh_list()
+        self.chat.prompt.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_event)
         self.set_interval(0.25, self._poll)
+        if self.node is not None and self.node.error:
+            self.notify(f"Sync is off: the node could not start ({self.node.error}).",
+                        severity="warning", timeout=8)
 
     def on_unmount(self) -> None:
-        self.cancel.set()
+        self.chat.cancel.set()  # a running answer stops and is kept (status "cancelled")
         if self._unsubscribe is not None:
             self._unsubscribe()
 
@@ -115,197 +110,178 @@ class CoveyApp(App[None]):
     def _on_store_event(self, event: StoreEvent) -> None:
         # Called on whatever thread wrote; only messages cross into the UI.
         if event.origin != "local":
-            self.post_message(self.StoreChanged(event.doc_id))
+            self.post_message(StoreChanged(event.doc_id))
 
     def _poll(self) -> None:
         self.store.poll()  # other processes' writes → store events → StoreChanged
 
-    def on_covey_app_store_changed(self, message: StoreChanged) -> None:
-        self.refresh_list()
+    @on(StoreChanged)
+    def _store_changed(self, message: StoreChanged) -> None:
+        self.sidebar.refresh_list(self.conversation_id)
         if message.doc_id == self.conversation_id:
-            self.show_conversation(keep_place=True)
+            self.chat.show(keep_place=True)
 
-    def refresh_list(self, rows: list | None = None) -> None:  # type: ignore[type-arg]
-        text = self.query_one("#filter", Input).value.strip().lower()
-        if rows is None and text:  # filter over every conversation's title, not just those shown
-            rows = [r for r in self.store.list_conversations() if text in r.title.lower()]
-        rows = rows if rows is not None else self.store.list_conversations(limit=LIST_LIMIT)
-        rows = rows[:LIST_LIMIT]
-        listing = self.query_one("#conversations", ListView)
-        listing.clear()
-        for row in rows:
-            listing.append(ConversationItem(row))
+    @on(ChatPane.Opened)
+    def _chat_opened(self, message: ChatPane.Opened) -> None:
+        self.sidebar.refresh_list(message.conversation_id)
 
-    def show_conversation(self, keep_place: bool = False) -> None:
-        """Render the open conversation; with keep_place, update in place (scroll untouched)."""
-        box = self.query_one("#messages", VerticalScroll)
-        if self.conversation_id is None:
-            box.remove_children()
-            return
-        try:
-            messages = self.store.conversation(self.conversation_id).messages
-        except CoveyError:
-            self.conversation_id = None
-            box.remove_children()
-            return
-        existing = {view.message.id: view for view in box.query(MessageView)}
-        if not keep_place:
-            box.remove_children()
-            existing = {}
-        for message in messages:
-            view = existing.get(message.id)
-            if view is not None:
-                view.show(message)
-            else:
-                box.mount(MessageView(message))
-        if not keep_place:
-            box.scroll_end(animate=False)
+    @on(Sidebar.Open)
+    def _open(self, message: Sidebar.Open) -> None:
+        self.chat.open(message.conversation_id, message.message_id)
+        if message.message_id is None:
+            self.chat.prompt.focus()
 
-    # -- user actions -----------------------------------------------------------------------
-
-    @on(Input.Changed, "#filter")
-    def _filter(self) -> None:
-        self.refresh_list()
-
-    @on(Input.Submitted, "#filter")
-    def _search(self, event: Input.Submitted) -> None:
-        hits = self.store.search(event.value, limit=50) if event.value.strip() else []
-        if hits:
-            ids = list(dict.fromkeys(h.conversation_id for h in hits))
-            rows = [self.store.summary(i) for i in ids]
-            self.refresh_list(rows)
-
-    @on(ListView.Selected, "#conversations")
-    def _open(self, event: ListView.Selected) -> None:
-        if isinstance(event.item, ConversationItem):
-            self.conversation_id = event.item.row.id
-            self.show_conversation()
-            self.query_one(PromptArea).focus()
+    @on(Sidebar.Act)
+    def _list_action(self, message: Sidebar.Act) -> None:
+        if message.action == "show_archived":
+            self.sidebar.toggle_archived()
+        elif message.action == "undo":
+            self.action_undo_delete()
+        elif message.conversation_id is not None:
+            getattr(self, f"action_{message.action}")(message.conversation_id)
 
     @on(PromptArea.Submitted)
     def _send(self, event: PromptArea.Submitted) -> None:
         item = parse_input(event.text)
         if isinstance(item, SlashCommand):
-            self.query_one(PromptArea).clear()
+            self.chat.prompt.clear()
             self.command(item)
-            return
-        prompt = item
-        if not prompt or self.generating:
-            if self.generating:
-                self.notify("An answer is still coming: Esc stops it.", severity="warning")
-            return
-        self.query_one(PromptArea).clear()
-        self.generate(prompt)
+        elif item:
+            self.chat.send(item)
 
     def command(self, cmd: SlashCommand) -> None:
-        """Slash commands typed in the prompt: /new /title /system /delete /undo /help."""
         conv = self.conversation_id
-        if cmd.name == "new":
-            self.action_new_conversation()
-        elif cmd.name in ("title", "system", "delete") and conv is None:
+        simple = {"new": self.action_new_conversation, "undo": self.action_undo_delete,
+                  "pair": self.action_pair, "devices": self.action_devices,
+                  "settings": self.action_settings}
+        if cmd.name in simple:
+            simple[cmd.name]()
+        elif cmd.name in ("title", "system", "delete", "archive") and conv is None:
             self.notify(f"/{cmd.name} works inside a conversation", severity="warning")
-        elif cmd.name == "title" and cmd.argument:
-            self.store.set_title(conv, cmd.argument)  # type: ignore[arg-type]
-            self.refresh_list()
+        elif cmd.name == "title":
+            self.action_rename(conv, cmd.argument)  # type: ignore[arg-type]
         elif cmd.name == "system":
             self.store.set_system_prompt(conv, cmd.argument)  # type: ignore[arg-type]
-            self.notify("System prompt set for this conversation.")
-        elif cmd.name == "delete":
-            title = self.store.summary(conv).title  # type: ignore[arg-type]
-            self.store.delete_conversation(conv)  # type: ignore[arg-type]
-            self.deleted = conv
-            self.action_new_conversation()
-            self.refresh_list()
-            self.notify(f"Deleted “{title}”. /undo brings it back.")
-        elif cmd.name == "undo":
-            self.action_undo_delete()
+            self.notify("System prompt set for this conversation." if cmd.argument
+                        else "System prompt cleared for this conversation.")
+        elif cmd.name in ("delete", "archive"):
+            getattr(self, f"action_{cmd.name}")(conv)
         else:
-            self.notify("/new · /title TEXT · /system TEXT · /delete · /undo · "
-                        "//text sends text starting with a slash")
+            self.notify(HELP, timeout=10)
+
+    # -- conversation actions ---------------------------------------------------------------
+
+    def action_rename(self, conv_id: str, title: str | None = None) -> None:
+        def done(new: str | None) -> None:
+            if new:
+                self.store.set_title(conv_id, new)
+                self.sidebar.refresh_list(conv_id)
+
+        if title:
+            done(title)
+        else:
+            self.push_screen(AskText("New title:", self.store.summary(conv_id).title), done)
+
+    def action_delete(self, conv_id: str) -> None:
+        title = self.store.summary(conv_id).title
+        self.store.delete_conversation(conv_id)
+        self.deleted = conv_id
+        if conv_id == self.conversation_id:
+            self.chat.open(None)
+        self.sidebar.refresh_list()
+        self.notify(f"Deleted “{title}”. u in the list, /undo or the palette brings it back.")
+
+    def action_archive(self, conv_id: str) -> None:
+        row = self.store.summary(conv_id)
+        self.store.set_archived(conv_id, not row.archived)
+        self.sidebar.refresh_list()
+        self.notify(f"{'Unarchived' if row.archived else 'Archived'} “{row.title}”."
+                    + ("" if row.archived else " s in the list shows archived ones."))
 
     def action_undo_delete(self) -> None:
-        if self.deleted is not None:
-            self.store.undelete_conversation(self.deleted)
-            self.conversation_id, self.deleted = self.deleted, None
-            self.show_conversation()
-            self.refresh_list()
-            self.notify("Restored.")
+        if self.deleted is None:
+            self.notify("Nothing to undo.")
+            return
+        self.store.undelete_conversation(self.deleted)
+        restored, self.deleted = self.deleted, None
+        self.chat.open(restored)
+        self.notify("Restored.")
 
     def action_new_conversation(self) -> None:
-        self.conversation_id = None
-        self.show_conversation()
-        self.query_one(PromptArea).focus()
+        self.chat.open(None)
+        self.chat.prompt.focus()
 
     def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.query_one("#filter").focus()
+
+    def action_focus_messages(self) -> None:
+        self.chat.focus_last_message()
 
     def action_stop(self) -> None:
-        if self.generating:
-            self.cancel.set()
+        """Esc: stop the answer; else leave an edit; else clear a search."""
+        if not self.chat.stop() and not self.chat.cancel_edit():
+            if self.sidebar.clear_search():
+                self.chat.prompt.focus()
 
     def action_regenerate(self) -> None:
-        if self.conversation_id is None or self.generating:
-            return
-        prompts = [m for m in self.store.conversation(self.conversation_id).messages
-                   if m.role == "user"]
-        if prompts:
-            self.generate(None, regenerate_from=prompts[-1].id)
+        self.chat.regenerate()
 
-    # -- generation -------------------------------------------------------------------------
+    # -- screens ----------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True)
-    def generate(self, prompt: str | None, regenerate_from: str | None = None) -> None:
-        self.cancel.clear()
-        self.generating = True
+    def action_devices(self) -> None:
+        self.push_screen(DevicesScreen(self.ctx))
+
+    def action_pair(self) -> None:
+        self.push_screen(PairingScreen(self.ctx))
+
+    def action_settings(self) -> None:
+        self.push_screen(SettingsScreen(self.ctx))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+        self.ctx.config.theme = self.theme
         try:
-            if regenerate_from is not None and self.conversation_id is not None:
-                answer_id = self.store.add_message(
-                    self.conversation_id, "assistant", "", parent_id=regenerate_from,
-                    status="streaming", model=self.assistant.model.info.name)
-                turn = Turn(self.conversation_id, regenerate_from, answer_id, False)
-            else:
-                turn = self.assistant.start(prompt or "", self.conversation_id)
-            self.call_from_thread(self._opened, turn.conversation_id)
+            self.ctx.config.save(self.ctx.paths.config_file)
+        except OSError as exc:
+            self.notify(f"Theme not saved: {exc}", severity="warning")
 
-            def on_piece(piece: str) -> None:
-                self.post_message(self.Piece(turn.answer_id, piece))
+    @on(HouseholdBar.Clicked)
+    def _bar_clicked(self) -> None:
+        self.action_devices()
 
-            self.assistant.answer(turn, self.assistant.params(), on_piece=on_piece,
-                                  cancel=self.cancel)
-        except CoveyError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
-        finally:
-            self.generating = False
-            self.call_from_thread(self._finished)
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P) offers everything the app can do."""
+        conv = self.conversation_id
+        yield SystemCommand("New conversation", "Start a new conversation (Ctrl+N)",
+                            self.action_new_conversation)
+        yield SystemCommand("Find", "Filter conversations; Enter searches every message (Ctrl+F)",
+                            self.action_focus_filter)
+        yield SystemCommand("Regenerate", "Answer the last prompt again, beside the old answer "
+                            "(Ctrl+R)", self.action_regenerate)
+        yield SystemCommand("Stop", "Stop the answer being generated (Esc)", self.action_stop)
+        if conv is not None:
+            yield SystemCommand("Rename conversation", "Give it a title of your own",
+                                lambda: self.action_rename(conv))
+            yield SystemCommand("Archive / unarchive conversation", "Hide it from the list "
+                                "(kept, searchable)", lambda: self.action_archive(conv))
+            yield SystemCommand("Delete conversation", "Delete it everywhere (undo right after)",
+                                lambda: self.action_delete(conv))
+            yield SystemCommand("Set system prompt", "Instructions for this conversation only",
+                                lambda: self.push_screen(AskText("System prompt for this "
+                                                                 "conversation:"),
+                                                         lambda text: self.command(
+                                                             SlashCommand("system", text or ""))))
+        yield SystemCommand("Undo delete", "Bring back the conversation just deleted",
+                            self.action_undo_delete)
+        yield SystemCommand("Show archived conversations", "Toggle archived ones in the list",
+                            self.sidebar.toggle_archived)
+        yield SystemCommand("Devices", "The household: online, syncing, models (Ctrl+O)",
+                            self.action_devices)
+        yield SystemCommand("Pair a device", "Show a code, or enter another device's code",
+                            self.action_pair)
+        yield SystemCommand("Settings", "Model, generation, where answers run, device name (F2)",
+                            self.action_settings)
+        yield SystemCommand("Toggle light/dark theme", "Saved for next time (Ctrl+T)",
+                            self.action_toggle_theme)
+        yield SystemCommand("Quit", "Leave covey (Ctrl+Q)", self.action_quit)
 
-    def _opened(self, conversation_id: str) -> None:
-        first = self.conversation_id != conversation_id
-        self.conversation_id = conversation_id
-        self.show_conversation(keep_place=not first)
-        self.query_one("#messages", VerticalScroll).scroll_end(animate=False)
-        self.refresh_list()
-
-    def on_covey_app_piece(self, message: Piece) -> None:
-        """Show pieces as they come (the store gets them with the next commit, a bit later);
-        the Markdown is re-rendered at most every 50 ms, not per token."""
-        self._pending.setdefault(message.answer_id, []).append(message.text)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.set_timer(0.05, self._flush_pieces)
-
-    def _flush_pieces(self) -> None:
-        self._flush_scheduled = False
-        pending, self._pending = self._pending, {}
-        box = self.query_one("#messages", VerticalScroll)
-        follow = box.scroll_offset.y >= box.max_scroll_y - 2  # follow only if at the bottom
-        for answer_id, pieces in pending.items():
-            view = next((v for v in self.query(MessageView) if v.message.id == answer_id), None)
-            if view is not None:
-                view.append("".join(pieces))
-        if follow:
-            box.scroll_end(animate=False)
-
-    def _finished(self) -> None:
-        self._flush_pieces()
-        self.show_conversation(keep_place=True)
-        self.refresh_list()

@@ -1,36 +1,64 @@
-"""Widgets of the chat UI: the conversation list and the message bubbles."""
+"""Widgets of the chat UI: the conversation list items, the message bubbles, the prompt."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Label, ListItem, Markdown
+from textual.message import Message as UIMessage
+from textual.widgets import Label, ListItem, Markdown, TextArea
 
 from sync.conversation import Message
-from sync.view import ConversationRow
+from sync.view import ConversationRow, SearchHit
 
 
 class ConversationItem(ListItem):
-    """One conversation in the sidebar."""
+    """One conversation in the sidebar (or, after a search, one message that matched)."""
 
-    def __init__(self, row: ConversationRow) -> None:
+    def __init__(self, row: ConversationRow, hit: SearchHit | None = None) -> None:
         super().__init__()
         self.row = row
+        self.hit = hit
 
     def compose(self) -> ComposeResult:
         yield Label(self.row.title, classes="title", markup=False)
-        yield Label(f"{self.row.updated_at[:16].replace('T', ' ')} · {self.row.message_count} msgs",
-                    classes="meta")
+        if self.hit is not None:
+            yield Label(self.hit.snippet.replace("\n", " "), classes="meta", markup=False)
+            return
+        archived = " · archived" if self.row.archived else ""
+        yield Label(f"{self.row.updated_at[:16].replace('T', ' ')} · {self.row.message_count} msgs"
+                    f"{archived}", classes="meta")
 
 
-class MessageView(Vertical):
-    """One message: who/what produced it, and its text as Markdown."""
+class MessageView(Vertical, can_focus=True):
+    """One message: who and what produced it, its branch position, its text as Markdown.
 
-    def __init__(self, message: Message) -> None:
+    Focus it (click, Ctrl+↑ from the prompt, ↑/↓ between messages) for its own keys."""
+
+    BINDINGS = [
+        Binding("c", "act('copy')", "Copy"),
+        Binding("e", "act('edit')", "Edit & branch"),
+        Binding("left", "act('previous')", "‹ Branch"),
+        Binding("right", "act('next')", "Branch ›"),
+        Binding("up", "act('up')", "Up", show=False),
+        Binding("down", "act('down')", "Down", show=False),
+    ]
+
+    @dataclass
+    class Action(UIMessage):
+        """What the user asked of a message; the chat pane carries it out."""
+
+        view: MessageView
+        action: str
+
+    def __init__(self, message: Message, branch: tuple[int, int] = (1, 1)) -> None:
         super().__init__(classes=f"message {message.role}")
         self.message = message
+        self.branch = branch  # (position among its alternatives, how many there are)
 
     def compose(self) -> ComposeResult:
         yield Label(self._caption(), classes="caption", markup=False)
@@ -38,29 +66,103 @@ class MessageView(Vertical):
 
     def _caption(self) -> str:
         m = self.message
-        if m.role == "user":
-            return "you"
-        parts = [m.model or "assistant"]
-        if m.device:
+        parts = ["you"] if m.role == "user" else [m.model or "assistant"]
+        if m.role != "user" and m.device:
             parts.append(f"on {m.device[:7]}")
         if m.attempts > 1:
             parts.append("taken over")
-        if m.status not in ("done",):
+        if m.status != "done":
             parts.append(f"[{m.status}]")
+        index, count = self.branch
+        if count > 1:
+            parts.append(f"‹ {index}/{count} ›")
         return " · ".join(parts)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Only offer what applies here: edit on prompts, branch keys where there are branches.
+        what = parameters[0] if parameters else None
+        if action == "act" and what == "edit":
+            return self.message.role == "user"
+        if action == "act" and what == "previous":
+            return self.branch[0] > 1
+        if action == "act" and what == "next":
+            return self.branch[0] < self.branch[1]
+        return True
+
+    def action_act(self, what: str) -> None:
+        self.post_message(self.Action(self, what))
 
     def append(self, piece: str) -> None:
         """A piece streamed in (before the store has it)."""
         self.message = replace(self.message, text=self.message.text + piece)
         self.query_one(Markdown).update(self.message.text)
 
-    def show(self, message: Message) -> None:
+    def show(self, message: Message, branch: tuple[int, int]) -> None:
         """Bring the view up to date without rebuilding it (keeps scroll and focus)."""
         # While streaming, the screen may be ahead of the store: never step back.
         if len(message.text) < len(self.message.text) and self.message.text.startswith(message.text):
             message = replace(message, text=self.message.text)
         changed = message.text != self.message.text
-        self.message = message
+        self.message, self.branch = message, branch
         self.query_one(".caption", Label).update(self._caption())
+        self.refresh_bindings()
         if changed:
             self.query_one(Markdown).update(message.text or "…")
+
+
+class PromptArea(TextArea):
+    """Multi-line prompt: Enter sends, Shift+Enter or Ctrl+J adds a line, ↑/↓ on the first/last
+    line walk through earlier prompts."""
+
+    BINDINGS = [Binding("ctrl+up", "app.focus_messages", "Messages")]
+
+    @dataclass
+    class Submitted(UIMessage):
+        text: str
+
+    def __init__(self, history: Callable[[], list[str]], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._load_history = history
+        self._history: list[str] | None = None  # newest first; loaded on the first ↑
+        self._position = -1  # -1: the text being written, not a history entry
+        self._draft = ""
+
+    def remember(self, prompt: str) -> None:
+        if self._history is not None:
+            self._history = [prompt] + [p for p in self._history if p != prompt]
+        self._position = -1
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.prevent_default()
+            event.stop()
+            self.post_message(self.Submitted(self.text))
+            return
+        if event.key in ("shift+enter", "ctrl+j"):
+            event.prevent_default()
+            event.stop()
+            self.insert("\n")
+            return
+        row = self.cursor_location[0]
+        if event.key == "up" and row == 0 and self._walk(+1):
+            event.prevent_default()
+            event.stop()
+            return
+        if event.key == "down" and row == self.document.line_count - 1 and self._walk(-1):
+            event.prevent_default()
+            event.stop()
+            return
+        await super()._on_key(event)
+
+    def _walk(self, step: int) -> bool:
+        if self._history is None:
+            self._history = self._load_history()
+        target = self._position + step
+        if target < -1 or target >= len(self._history) or (step < 0 and self._position == -1):
+            return False
+        if self._position == -1:
+            self._draft = self.text
+        self._position = target
+        self.load_text(self._draft if target == -1 else self._history[target])
+        self.move_cursor(self.document.end)
+        return True

@@ -1,0 +1,88 @@
+"""What the household looks like from this device: who is paired, online, syncing, able to run
+models — read from the state the node keeps in the store (peer_status) and the household doc.
+
+The terminal app and `covey devices` both read it here; neither talks to the sync layer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sync import household
+from sync.node import NodeLock
+from sync.store import Store
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    device_id: str
+    name: str
+    fingerprint: str
+    this_device: bool
+    revoked: bool
+    online: bool
+    syncing: bool  # connected, and not caught up since it connected
+    address: str | None
+    last_seen: float | None  # epoch seconds
+    last_sync: float | None
+    model: str
+    tok_s: float
+    serves: bool  # runs generations for the household
+
+    @property
+    def can_run_models(self) -> bool:
+        return self.serves and bool(self.model)
+
+    @property
+    def state(self) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.this_device:
+            return "this device"
+        if self.online:
+            return "syncing" if self.syncing else "online"
+        return "offline"
+
+
+@dataclass(frozen=True)
+class HouseholdStatus:
+    node_running: bool
+    devices: list[DeviceStatus]
+
+    @property
+    def others(self) -> list[DeviceStatus]:
+        return [d for d in self.devices if not d.this_device and not d.revoked]
+
+
+def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
+    running = NodeLock.held(locks_dir)
+    rows = {r[0]: r for r in store.db.conn.execute(
+        "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
+    devices = []
+    for d in household.devices(store) if household.exists(store) else []:
+        s = rows.get(d.device_id)
+        cap = household.capability(store, d.device_id)
+        online = bool(s and s[4]) and running  # a stopped node leaves no one connected
+        last_seen, last_sync = (s[2], s[3]) if s else (None, None)
+        devices.append(DeviceStatus(
+            device_id=d.device_id, name=d.name, fingerprint=d.fingerprint,
+            this_device=d.device_id == store.device_id, revoked=d.revoked, online=online,
+            syncing=online and (last_sync is None or (last_seen or 0) > last_sync),
+            address=s[1] if s else None, last_seen=last_seen, last_sync=last_sync,
+            model=str(cap.get("model") or ""), tok_s=float(cap.get("tok_s") or 0.0),
+            serves=bool(cap.get("serves")),
+        ))
+    return HouseholdStatus(running, devices)
+
+
+def ago(stamp: float | None, now: float | None = None) -> str:
+    """"12 s ago", "5 min ago", "3 h ago", "2 d ago", or "never"."""
+    if stamp is None:
+        return "never"
+    seconds = max(0.0, (now or time.time()) - stamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"

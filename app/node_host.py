@@ -1,0 +1,91 @@
+"""Run this device's node inside another program (the terminal app) while it is open.
+
+`covey serve` is the node on a headless device. On a laptop the terminal app hosts it instead,
+so the household syncs whenever the app is open — unless a node already runs on this device
+(`covey serve` in the background), which then does the work and this host stays idle.
+The node runs on its own thread with its own event loop; the app only reads the state it keeps
+in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from app.context import Context
+from app.errors import CoveyError
+from sync.node import Node, NodeError, NodeLock
+
+log = logging.getLogger(__name__)
+
+
+class NodeHost:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.error: str | None = None  # why the node stopped or could not start
+        self.listening: str | None = None
+        self._lock = NodeLock(ctx.paths.locks_dir)
+        self._owned = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    @property
+    def hosting(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, wait: float = 5.0) -> bool:
+        """Start the node unless one already runs on this device; False if it could not."""
+        try:
+            self._lock.acquire()
+        except NodeError:
+            return True  # another process (covey serve) is this device's node
+        self._owned = True
+        from app.net_commands import node_options
+
+        try:
+            options = node_options(self.ctx, None, None)
+        except CoveyError as exc:
+            self.error = str(exc)
+            self._release()
+            return False
+        node = Node(self.ctx.store, self.ctx.identity, self.ctx.config.device_name, options)
+        self._thread = threading.Thread(target=self._main, args=(node,), name="covey-node",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(wait)
+        return self.error is None
+
+    def _main(self, node: Node) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+
+            def ready(n: Node) -> None:
+                self.listening = f"{n.bound[0]}:{n.bound[1]}" if n.bound else None
+                self._ready.set()
+
+            await node.run(self._stop, ready)
+
+        try:
+            asyncio.run(run())
+        except Exception as exc:  # noqa: BLE001 - reported to the app, which keeps working
+            self.error = str(exc) or type(exc).__name__
+            log.warning("the node stopped: %s", self.error)
+        finally:
+            self._ready.set()
+            self._release()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._release()
+
+    def _release(self) -> None:
+        if self._owned:
+            self._owned = False
+            self._lock.release()

@@ -1,0 +1,289 @@
+"""The chat pane: the open conversation's thread, its branches, and generating answers.
+
+A conversation is a tree (each message names its parent): regenerating adds an answer beside
+the old one, editing a prompt adds a prompt beside it. The pane shows one thread, from the top
+to `leaf_id`; ← / → on a message switch to its other branches, and nothing is ever replaced.
+
+Generation runs in a worker thread (one at a time, cancellable). It answers here, or hands the
+job to another device (settings: where to run) and watches the answer arrive through sync. The
+thread posts pieces as messages; the screen re-renders at most every 50 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message as UIMessage
+
+from app.assistant import Turn
+from app.context import Context
+from app.errors import CoveyError
+from app.ui.widgets import MessageView, PromptArea
+from sync.conversation import Conversation
+
+
+class ChatPane(Vertical):
+    @dataclass
+    class Piece(UIMessage):
+        """A piece of an answer, from the generation thread (posting never blocks it)."""
+
+        answer_id: str
+        text: str
+
+    @dataclass
+    class Opened(UIMessage):
+        """The pane now shows this conversation (a new one was just created, say)."""
+
+        conversation_id: str | None
+
+    def __init__(self, ctx: Context, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.ctx = ctx
+        self.conversation_id: str | None = None
+        self.leaf_id: str | None = None  # the end of the thread shown (None: the newest)
+        self.editing: str | None = None  # the prompt being edited into a new branch
+        self.cancel = threading.Event()
+        self.generating = False
+        self._pending: dict[str, list[str]] = {}
+        self._flush_scheduled = False
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="messages")
+        yield PromptArea(self.ctx.store.recent_prompts, id="prompt")
+
+    @property
+    def prompt(self) -> PromptArea:
+        return self.query_one(PromptArea)
+
+    # -- showing a conversation -------------------------------------------------------------
+
+    def open(self, conversation_id: str | None, message_id: str | None = None) -> None:
+        """Show a conversation (None: a fresh one); with `message_id`, the branch holding it,
+        scrolled to it."""
+        self.conversation_id, self.leaf_id, self.editing = conversation_id, message_id, None
+        self.show(keep_place=False)
+        if message_id:
+            view = self._view(message_id)
+            if view is not None:
+                self.query_one("#messages", VerticalScroll).scroll_to_widget(view, animate=False)
+                view.focus()
+        self.post_message(self.Opened(conversation_id))
+
+    def _conversation(self) -> Conversation | None:
+        if self.conversation_id is None:
+            return None
+        try:
+            return self.ctx.store.conversation(self.conversation_id)
+        except CoveyError:  # deleted meanwhile (here or on another device)
+            self.conversation_id = self.leaf_id = None
+            return None
+
+    def show(self, keep_place: bool = True) -> None:
+        """Render the open thread; with keep_place, update it in place (scroll untouched)."""
+        box = self.query_one("#messages", VerticalScroll)
+        conv = self._conversation()
+        if conv is None:
+            box.remove_children()
+            return
+        leaf = conv.latest_leaf(self.leaf_id)  # follows answers that arrived on this branch
+        self.leaf_id = leaf
+        thread = conv.thread(leaf)
+        existing = {view.message.id: view for view in box.query(MessageView)}
+        if not keep_place or [m.id for m in thread][:len(existing)] != list(existing):
+            box.remove_children()  # another branch: rebuild
+            existing = {}
+            keep_place = False
+        for message in thread:
+            siblings = [m.id for m in conv.siblings(message.id)]
+            branch = (siblings.index(message.id) + 1, len(siblings)) if siblings else (1, 1)
+            view = existing.get(message.id)
+            if view is not None:
+                view.show(message, branch)
+            else:
+                box.mount(MessageView(message, branch))
+        if not keep_place:
+            box.scroll_end(animate=False)
+
+    def _view(self, message_id: str) -> MessageView | None:
+        return next((v for v in self.query(MessageView) if v.message.id == message_id), None)
+
+    # -- acting on a message ----------------------------------------------------------------
+
+    @on(MessageView.Action)
+    def _message_action(self, event: MessageView.Action) -> None:
+        views = list(self.query(MessageView))
+        message, at = event.view.message, views.index(event.view)
+        if event.action == "copy":
+            self.app.copy_to_clipboard(message.text)
+            self.notify(f"Copied {len(message.text)} characters.")
+        elif event.action == "edit" and message.role == "user":
+            if self.generating:
+                self.notify("An answer is still coming: Esc stops it.", severity="warning")
+                return
+            self.editing = message.id
+            self.prompt.load_text(message.text)
+            self.prompt.focus()
+            self.notify("Editing: Enter sends it as a new branch (the old one stays); "
+                        "Esc cancels.")
+        elif event.action in ("previous", "next"):
+            self.switch_branch(message.id, -1 if event.action == "previous" else 1)
+        elif event.action == "up" and at > 0:
+            views[at - 1].focus()
+            views[at - 1].scroll_visible(animate=False)
+        elif event.action == "down":
+            target = views[at + 1] if at + 1 < len(views) else self.prompt
+            target.focus()
+            target.scroll_visible(animate=False)
+
+    def switch_branch(self, message_id: str, step: int) -> None:
+        conv = self._conversation()
+        if conv is None:
+            return
+        siblings = conv.siblings(message_id)
+        ids = [m.id for m in siblings]
+        if message_id not in ids:
+            return
+        index = ids.index(message_id) + step
+        if 0 <= index < len(ids):
+            self.leaf_id = conv.latest_leaf(ids[index])
+            self.show(keep_place=False)
+            view = self._view(ids[index])
+            if view is not None:
+                view.focus()
+                self.query_one("#messages", VerticalScroll).scroll_to_widget(view, animate=False)
+
+    def cancel_edit(self) -> bool:
+        if self.editing is None:
+            return False
+        self.editing = None
+        self.prompt.clear()
+        self.notify("Edit cancelled.")
+        return True
+
+    def focus_last_message(self) -> None:
+        views = list(self.query(MessageView))
+        if views:
+            views[-1].focus()
+            views[-1].scroll_visible(animate=False)
+
+    # -- asking -----------------------------------------------------------------------------
+
+    def send(self, prompt: str) -> None:
+        if self.generating:
+            self.notify("An answer is still coming: Esc stops it.", severity="warning")
+            return
+        parent = self.leaf_id  # continue the branch on screen, not whatever was written last
+        if self.editing is not None:
+            conv = self._conversation()
+            edited = conv.message(self.editing) if conv else None
+            parent = (edited.parent_id or "") if edited else None
+            self.editing = None
+        self.prompt.remember(prompt)
+        self.prompt.clear()
+        self.generating = True
+        self.generate(prompt, parent, None)
+
+    def regenerate(self) -> None:
+        conv = self._conversation()
+        if conv is None or self.generating:
+            return
+        prompts = [m for m in conv.thread(self.leaf_id) if m.role == "user"]
+        if prompts:
+            self.generating = True
+            self.generate(None, None, prompts[-1].id)
+
+    def stop(self) -> bool:
+        if self.generating:
+            self.cancel.set()
+            return True
+        return False
+
+    @work(thread=True, exclusive=True, group="generate")
+    def generate(self, prompt: str | None, parent_id: str | None,
+                 regenerate_from: str | None) -> None:
+        ctx, assistant = self.ctx, self.ctx.assistant
+        self.cancel.clear()
+        try:
+            params = assistant.params()
+            if regenerate_from is not None and self.conversation_id is not None:
+                answer_id = ctx.store.add_message(
+                    self.conversation_id, "assistant", "", parent_id=regenerate_from,
+                    status="streaming", model=assistant.model.info.name)
+                self._run_here(Turn(self.conversation_id, regenerate_from, answer_id, False))
+                return
+            from app.routing import where_to_run
+
+            target = where_to_run(ctx, None, prompt or "", params.max_tokens)
+            if target != ctx.store.device_id:
+                self._run_elsewhere(prompt or "", parent_id, target)
+                return
+            self._run_here(assistant.start(prompt or "", self.conversation_id, None, parent_id))
+        except CoveyError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+        finally:
+            self.generating = False
+            self.app.call_from_thread(self._finished)
+
+    def _run_here(self, turn: Turn) -> None:
+        self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
+        self.ctx.assistant.answer(turn, self.ctx.assistant.params(),
+                                  on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
+                                  cancel=self.cancel)
+
+    def _run_elsewhere(self, prompt: str, parent_id: str | None, target: str) -> None:
+        from app import delegation, remote_ask
+
+        params = self.ctx.assistant.params()
+        turn, _ = delegation.request_job(self.ctx.assistant, prompt, self.conversation_id, None,
+                                         target, params, parent_id)
+        self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
+        if target == "":
+            self.app.call_from_thread(self.notify, "No capable device is online: the answer is "
+                                      "queued and runs when one appears.")
+            return
+        status = remote_ask.watch(
+            self.ctx, delegation.JobRef(turn.conversation_id, turn.answer_id), params,
+            on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
+            on_note=lambda note: self.app.call_from_thread(self.notify, note),
+            cancel=self.cancel)
+        if status not in ("done", "cancelled"):
+            self.app.call_from_thread(self.notify, f"The answer {status}.", severity="warning")
+
+    def _post_piece(self, answer_id: str, piece: str) -> None:
+        self.post_message(self.Piece(answer_id, piece))
+
+    def _started(self, conversation_id: str, answer_id: str) -> None:
+        first = self.conversation_id != conversation_id
+        self.conversation_id, self.leaf_id = conversation_id, answer_id
+        self.show(keep_place=not first)
+        self.query_one("#messages", VerticalScroll).scroll_end(animate=False)
+        if first:
+            self.post_message(self.Opened(conversation_id))
+
+    @on(Piece)
+    def _piece(self, message: Piece) -> None:
+        self._pending.setdefault(message.answer_id, []).append(message.text)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(0.05, self._flush_pieces)
+
+    def _flush_pieces(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        box = self.query_one("#messages", VerticalScroll)
+        follow = box.scroll_offset.y >= box.max_scroll_y - 2  # follow only if at the bottom
+        for answer_id, pieces in pending.items():
+            view = self._view(answer_id)
+            if view is not None:
+                view.append("".join(pieces))
+        if follow:
+            box.scroll_end(animate=False)
+
+    def _finished(self) -> None:
+        self._flush_pieces()
+        self.show(keep_place=True)
+        self.post_message(self.Opened(self.conversation_id))

@@ -1,0 +1,157 @@
+"""The household bar (who is paired, online, syncing, able to run models) and the devices screen.
+
+Both read `app.household_status` — the state this device's node keeps in the store — once a
+second; neither talks to the sync layer.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.events import Click
+from textual.message import Message as UIMessage
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Static
+
+from app.context import Context
+from app.household_status import DeviceStatus, HouseholdStatus, ago, read_status
+from app.ui.dialogs import Confirm
+from sync import household
+
+DOTS = {"online": "●", "syncing": "◐", "offline": "○", "this device": "◆", "revoked": "✕"}
+
+
+def describe(device: DeviceStatus) -> str:
+    """'pi ● online · runs smollm2 78 tok/s' — one device in a line."""
+    state = device.state
+    parts = [f"{DOTS.get(state, '?')} {device.name}"]
+    if state == "offline":
+        parts.append(f"last seen {ago(device.last_seen)}")
+    elif state != "this device":
+        parts.append(state)
+    if device.can_run_models:
+        parts.append(f"runs {device.tok_s:.0f} tok/s")
+    return " ".join(parts)
+
+
+class HouseholdBar(Static):
+    """One line over the chat: this device, its node, and each paired device."""
+
+    class Clicked(UIMessage):
+        pass
+
+    def __init__(self, ctx: Context | None, **kwargs: object) -> None:
+        super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
+        self.ctx = ctx
+        self.status: HouseholdStatus | None = None
+
+    def on_mount(self) -> None:
+        self.refresh_status()
+        self.set_interval(1.0, self.refresh_status)
+
+    def refresh_status(self) -> None:
+        if self.ctx is None:
+            return
+        try:
+            self.status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
+        except Exception as exc:  # noqa: BLE001 - a status line must never take the app down
+            self.update(f"household: unavailable ({exc})")
+            return
+        self.update(self.line(self.status))
+
+    def line(self, status: HouseholdStatus) -> str:
+        me = self.ctx.config.device_name if self.ctx else "this device"
+        node = "syncing on" if status.node_running else "sync off (no node)"
+        others = status.others
+        devices = " │ ".join(describe(d) for d in others) if others else \
+            "no paired devices yet (Ctrl+D → pair)"
+        return f"◆ {me} · {node} │ {devices}"
+
+    def on_click(self, event: Click) -> None:
+        self.post_message(self.Clicked())
+
+
+class DevicesScreen(ModalScreen[None]):
+    """Every device of the household with its details; pair a new one or remove one."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close"),
+                Binding("p", "pair", "Pair a device"),
+                Binding("x", "remove", "Remove device")]
+
+    COLUMNS = ("name", "state", "last seen", "last sync", "model", "tok/s", "address", "device id")
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(classes="dialog")
+        self.ctx = ctx
+        self.rows: list[DeviceStatus] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="box wide"):
+            yield Label("Devices in this household", classes="heading")
+            yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
+            yield Label("", id="details", markup=False, classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(*self.COLUMNS)
+        self.refresh_rows()
+        self.set_interval(1.0, self.refresh_rows)
+        table.focus()
+
+    def refresh_rows(self) -> None:
+        status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        self.rows = status.devices
+        for d in self.rows:
+            table.add_row(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
+                          "now" if d.this_device else ago(d.last_seen),
+                          "—" if d.this_device else ago(d.last_sync),
+                          d.model if d.can_run_models else "—",
+                          f"{d.tok_s:.0f}" if d.can_run_models else "—",
+                          d.address or "—", d.device_id, key=d.device_id)
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
+        if not status.node_running:
+            self.query_one("#details", Label).update(
+                "No node runs on this device: nothing syncs until `covey serve` (or the app, "
+                "with sync_in_app) runs it.")
+        elif len(self.rows) <= 1:
+            self.query_one("#details", Label).update("Only this device so far: press p to pair "
+                                                     "another.")
+
+    @on(DataTable.RowHighlighted)
+    def _details(self, event: DataTable.RowHighlighted) -> None:
+        d = next((r for r in self.rows if r.device_id == event.row_key.value), None)
+        if d is not None:
+            serves = "answers for the household" if d.can_run_models else "does not run models " \
+                "for others"
+            self.query_one("#details", Label).update(
+                f"{d.name}: {d.device_id}\nfingerprint {d.fingerprint[:32]}…\n{serves}")
+
+    def action_pair(self) -> None:
+        from app.ui.pairing import PairingScreen
+
+        self.app.push_screen(PairingScreen(self.ctx), lambda _: self.refresh_rows())
+
+    def action_remove(self) -> None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row >= len(self.rows):
+            return
+        d = self.rows[table.cursor_row]
+        if d.this_device or d.revoked:
+            self.notify("Choose another device (this one cannot remove itself).",
+                        severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                household.revoke(self.ctx.store, d.device_id, self.ctx.store.device_id)
+                self.notify(f"Removed {d.name}: every device refuses it once synced.")
+                self.refresh_rows()
+
+        self.app.push_screen(Confirm(f"Remove {d.name} from the household? It will no longer "
+                                     "sync with any of your devices.", yes="Remove"), done)
