@@ -297,3 +297,32 @@ def test_a_document_dropped_by_another_process_is_reloaded(paths: Paths, tmp_pat
     finally:
         for s in (a, b, other):
             s.close()
+
+
+def test_branches_siblings_and_latest_leaf(store: Store) -> None:
+    conv = store.create_conversation()
+    q1 = store.add_message(conv, "user", "q1")
+    a1 = store.add_message(conv, "assistant", "a1")
+    q2 = store.add_message(conv, "user", "q2")
+    a2 = store.add_message(conv, "assistant", "a2")
+    q2b = store.add_message(conv, "user", "q2 edited", parent_id=a1)  # an edit: beside q2
+    a2b = store.add_message(conv, "assistant", "a2b")
+    a2c = store.add_message(conv, "assistant", "a2c", parent_id=q2b)  # regenerated
+    root = store.add_message(conv, "user", "q1 edited", parent_id="")  # a new first prompt
+    c = store.conversation(conv)
+    assert [m.id for m in c.siblings(q2)] == [q2, q2b]
+    assert [m.id for m in c.siblings(a2b)] == [a2b, a2c]
+    assert [m.id for m in c.siblings(q1)] == [q1, root] and c.message(root).parent_id is None
+    assert c.latest_leaf(q2) == a2 and c.latest_leaf(q2b) == a2c and c.latest_leaf(q1) == a2c
+    assert c.latest_leaf() == root and c.latest_leaf("no-such-id") == root
+    assert [m.text for m in c.thread(a2b)] == ["q1", "a1", "q2 edited", "a2b"]
+    assert [m.text for m in c.thread(c.latest_leaf(q2))] == ["q1", "a1", "q2", "a2"]
+
+
+def test_recent_prompts_newest_first_without_repeats(store: Store) -> None:
+    conv = store.create_conversation()
+    for text in ("one", "two", "one", "  ", "three"):
+        store.add_message(conv, "user", text)
+        store.add_message(conv, "assistant", "ok")
+    assert store.recent_prompts() == ["three", "one", "two"]
+    assert store.recent_prompts(limit=1) == ["three"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message as UIMessage
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -69,10 +69,11 @@ class CoveyApp(App[None]):
     # -- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Sidebar(self.store, id="sidebar")
-        with Vertical(id="main"):
-            yield HouseholdBar(self.ctx, id="household")
-            yield self._chat
+        with Horizontal(id="body"):
+            yield Sidebar(self.store, id="sidebar")
+            with Vertical(id="main"):
+                yield HouseholdBar(self.ctx, id="household")
+                yield self._chat
         yield Footer()
 
     @property

@@ -11,6 +11,7 @@ thread posts pieces as messages; the screen re-renders at most every 50 ms.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -18,12 +19,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as UIMessage
+from textual.widgets import Static
 
 from app.assistant import Turn
 from app.context import Context
 from app.errors import CoveyError
 from app.ui.widgets import MessageView, PromptArea
+from sync import household
 from sync.conversation import Conversation
+
+log = logging.getLogger(__name__)
+
+WELCOME = ("A new conversation. Ask anything below: the answer comes from the model on this "
+           "device (or the one you chose in Settings, F2).\n\n"
+           "Ctrl+P lists everything covey can do · Ctrl+O shows your devices")
 
 
 class ChatPane(Vertical):
@@ -50,10 +59,16 @@ class ChatPane(Vertical):
         self.generating = False
         self._pending: dict[str, list[str]] = {}
         self._flush_scheduled = False
+        self._names: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="messages")
-        yield PromptArea(self.ctx.store.recent_prompts, id="prompt")
+        yield PromptArea(self.ctx.store.recent_prompts, id="prompt",
+                         placeholder="Ask anything · Enter sends · Shift+Enter: new line · "
+                                     "/help: commands · Ctrl+P: everything")
+
+    def on_mount(self) -> None:
+        self.show(keep_place=False)
 
     @property
     def prompt(self) -> PromptArea:
@@ -88,15 +103,20 @@ class ChatPane(Vertical):
         conv = self._conversation()
         if conv is None:
             box.remove_children()
+            box.mount(Static(WELCOME, classes="welcome"))
             return
         leaf = conv.latest_leaf(self.leaf_id)  # follows answers that arrived on this branch
         self.leaf_id = leaf
         thread = conv.thread(leaf)
+        for welcome in box.query(".welcome"):
+            welcome.remove()
         existing = {view.message.id: view for view in box.query(MessageView)}
         if not keep_place or [m.id for m in thread][:len(existing)] != list(existing):
             box.remove_children()  # another branch: rebuild
             existing = {}
             keep_place = False
+        if not keep_place or not self._names:
+            self._names = self._device_names()
         for message in thread:
             siblings = [m.id for m in conv.siblings(message.id)]
             branch = (siblings.index(message.id) + 1, len(siblings)) if siblings else (1, 1)
@@ -104,9 +124,20 @@ class ChatPane(Vertical):
             if view is not None:
                 view.show(message, branch)
             else:
-                box.mount(MessageView(message, branch))
+                box.mount(MessageView(message, branch, self._names))
         if not keep_place:
             box.scroll_end(animate=False)
+
+    def _device_names(self) -> dict[str, str]:
+        """Device id → name, to say which device produced an answer."""
+        names = {self.ctx.store.device_id: self.ctx.config.device_name}
+        try:
+            if household.exists(self.ctx.store):
+                names |= {d.device_id: d.name for d in household.devices(self.ctx.store)
+                          if d.device_id != self.ctx.store.device_id}
+        except CoveyError:
+            pass
+        return names
 
     def _view(self, message_id: str) -> MessageView | None:
         return next((v for v in self.query(MessageView) if v.message.id == message_id), None)
@@ -205,9 +236,10 @@ class ChatPane(Vertical):
     @work(thread=True, exclusive=True, group="generate")
     def generate(self, prompt: str | None, parent_id: str | None,
                  regenerate_from: str | None) -> None:
-        ctx, assistant = self.ctx, self.ctx.assistant
+        ctx = self.ctx
         self.cancel.clear()
         try:
+            assistant = ctx.assistant  # (loading the model can fail: a notification, then)
             params = assistant.params()
             if regenerate_from is not None and self.conversation_id is not None:
                 answer_id = ctx.store.add_message(
@@ -223,7 +255,11 @@ class ChatPane(Vertical):
                 return
             self._run_here(assistant.start(prompt or "", self.conversation_id, None, parent_id))
         except CoveyError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+        except Exception as exc:  # noqa: BLE001 - a failed answer must not take the app down
+            log.exception("generation failed")
+            self.app.call_from_thread(self.notify, f"The answer failed: {exc!r}",
+                                      severity="error", timeout=10)
         finally:
             self.generating = False
             self.app.call_from_thread(self._finished)

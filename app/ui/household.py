@@ -66,7 +66,7 @@ class HouseholdBar(Static):
         node = "syncing on" if status.node_running else "sync off (no node)"
         others = status.others
         devices = " │ ".join(describe(d) for d in others) if others else \
-            "no paired devices yet (Ctrl+D → pair)"
+            "no paired devices yet (Ctrl+O → p to pair)"
         return f"◆ {me} · {node} │ {devices}"
 
     def on_click(self, event: Click) -> None:

@@ -48,15 +48,21 @@ class SettingsScreen(ModalScreen[bool]):
             yield Label("Settings", classes="heading")
             for key, label, hint in FIELDS:
                 value = getattr(config, key)
-                yield Label(label, classes="field-label")
-                yield Input("" if value is None else str(value), placeholder=hint, id=key)
-            yield Label("Where answers run", classes="field-label")
-            yield Select(self._places(), value=config.run_on, allow_blank=False, id="run_on")
-            yield Label("Theme", classes="field-label")
-            yield Select([("Dark", "textual-dark"), ("Light", "textual-light")],
-                         value=config.theme if config.theme in ("textual-dark", "textual-light")
-                         else "textual-dark", allow_blank=False, id="theme")
-            yield Label(f"Saved in {self.ctx.paths.config_file}", classes="hint", markup=False)
+                with Horizontal(classes="row"):
+                    yield Label(label, classes="field-label")
+                    yield Input("" if value is None else str(value), placeholder=hint, id=key,
+                                compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Where answers run", classes="field-label")
+                yield Select(self._places(), value=config.run_on, allow_blank=False, id="run_on",
+                             compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Theme", classes="field-label")
+                yield Select([("Dark", "textual-dark"), ("Light", "textual-light")],
+                             value=config.theme if config.theme in ("textual-dark", "textual-light")
+                             else "textual-dark", allow_blank=False, id="theme", compact=True)
+            yield Label(f"Saved in {self.ctx.paths.config_file} · Ctrl+S saves · Esc cancels",
+                        classes="hint", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")

@@ -116,7 +116,8 @@ class Sidebar(Vertical):
                     items.append(ConversationItem(self.store.summary(hit.conversation_id), hit))
                 except CoveyError:  # deleted meanwhile: skip the hit
                     continue
-            note = f"{len(items)} messages match · Enter opens · Esc clears" if items else \
+            count = f"{len(items)} message{'s' if len(items) != 1 else ''} match"
+            note = f"{count} · Enter opens · Esc clears" if items else \
                 "no message matches · Esc clears"
             return items, note
         text = self.filter_text.lower()

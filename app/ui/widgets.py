@@ -55,9 +55,11 @@ class MessageView(Vertical, can_focus=True):
         view: MessageView
         action: str
 
-    def __init__(self, message: Message, branch: tuple[int, int] = (1, 1)) -> None:
+    def __init__(self, message: Message, branch: tuple[int, int] = (1, 1),
+                 names: dict[str, str] | None = None) -> None:
         super().__init__(classes=f"message {message.role}")
         self.message = message
+        self.names = names or {}  # device id → name
         self.branch = branch  # (position among its alternatives, how many there are)
 
     def compose(self) -> ComposeResult:
@@ -68,7 +70,7 @@ class MessageView(Vertical, can_focus=True):
         m = self.message
         parts = ["you"] if m.role == "user" else [m.model or "assistant"]
         if m.role != "user" and m.device:
-            parts.append(f"on {m.device[:7]}")
+            parts.append(f"on {self.names.get(m.device) or m.device[:9]}")
         if m.attempts > 1:
             parts.append("taken over")
         if m.status != "done":
