@@ -69,7 +69,7 @@ async def test_pairing_screen_shows_a_code_and_the_other_device_joins(two) -> No
             await pilot.press("escape")
             await wait_until(pilot, lambda: "pi" in str(app.query_one(HouseholdBar).render()))
             bar = str(app.query_one(HouseholdBar).render())
-            assert "○ pi" in bar and "syncing on" in bar  # paired, not connected (b has no node)
+            assert "○ pi" in bar and "sync on" in bar  # paired, not connected (b has no node)
     finally:
         node.stop()
     assert {d.name for d in household.devices(a.store)} == {"laptop", "pi"}
@@ -206,3 +206,45 @@ async def ask_nothing(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause(0.2)
     assert len(pilot.app.store.list_conversations()) == before
 
+
+
+@pytest.mark.asyncio
+async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None:  # type: ignore[no-untyped-def]
+    from app import routing
+    from app.config import Paths
+    from app.context import Context
+    from tests.devices import pair
+
+    laptop = make_device("laptop", "fake:name=laptop-model")
+    pi = make_device("pi", "fake:delay=0.03,words=80,name=pi-model")
+    pair(laptop, pi)
+    pi.serve()
+    ctx = Context(paths=Paths.at(laptop.home))
+    ctx.config.run_on = "pi"
+    node = NodeHost(ctx)
+    assert node.start(), node.error
+    app = CoveyApp(ctx, node)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: any(c.name == "pi" for c in routing.candidates(ctx.store)),
+                             timeout=30)
+            await wait_until(pilot, lambda: "● pi online runs" in str(app.query_one(HouseholdBar).render()))
+            await pilot.press(*list("stop me"), "enter")
+            await wait_until(pilot, lambda: len(app.query("MessageView")) == 2 and
+                             len(list(app.query("MessageView"))[1].message.text) > 10, timeout=30)
+            await pilot.press("escape")  # cancels the job on the other device too
+            await wait_until(pilot, lambda: not app.generating, timeout=30)
+            await pilot.press(*list("all of it"), "enter")
+            full = "".join(f"w{i} " for i in range(80))
+            await wait_until(pilot, lambda: not app.generating and
+                             list(app.query("MessageView"))[-1].message.text == full, timeout=60)
+            await pilot.pause(0.3)
+            caption = str(list(app.query("MessageView"))[-1].query_one(".caption").render())
+            assert "pi-model · on pi" in caption
+    finally:
+        node.stop()
+    messages = ctx.store.conversation(app.conversation_id).messages  # type: ignore[arg-type]
+    assert [m.status for m in messages if m.role == "assistant"] == ["cancelled", "done"]
+    assert messages[-1].text == full and messages[-1].model == "pi-model"
+    assert messages[1].device == pi.device_id and 10 < len(messages[1].text) < len(full)
+    ctx.close()

@@ -63,6 +63,8 @@ class CoveyApp(App[None]):
         self.deleted: str | None = None  # the last deleted conversation, for undo
         self._unsubscribe: Callable[[], None] | None = None
         self._chat = ChatPane(ctx, id="chat")
+        self._changed: set[str] = set()
+        self._apply_scheduled = False
         if ctx.config.theme in self.available_themes:
             self.theme = ctx.config.theme
 
@@ -118,8 +120,17 @@ class CoveyApp(App[None]):
 
     @on(StoreChanged)
     def _store_changed(self, message: StoreChanged) -> None:
-        self.sidebar.refresh_list(self.conversation_id)
-        if message.doc_id == self.conversation_id:
+        # A streaming answer from elsewhere commits many times a second: apply changes at
+        # most every 100 ms, not once per commit.
+        self._changed.add(message.doc_id)
+        if not self._apply_scheduled:
+            self._apply_scheduled = True
+            self.set_timer(0.1, self._apply_changes)
+
+    def _apply_changes(self) -> None:
+        changed, self._changed, self._apply_scheduled = self._changed, set(), False
+        self.sidebar.refresh_list()  # (rebuilt only if what it shows changed)
+        if self.conversation_id in changed:
             self.chat.show(keep_place=True)
 
     @on(ChatPane.Opened)

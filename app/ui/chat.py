@@ -41,7 +41,7 @@ class ChatPane(Vertical):
         """A piece of an answer, from the generation thread (posting never blocks it)."""
 
         answer_id: str
-        text: str
+        text: str  # "" = the store has news: show it
 
     @dataclass
     class Opened(UIMessage):
@@ -283,7 +283,9 @@ class ChatPane(Vertical):
             return
         status = remote_ask.watch(
             self.ctx, delegation.JobRef(turn.conversation_id, turn.answer_id), params,
-            on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
+            # The answer's text arrives through the store (it is written by the other device, or
+            # by this one after a takeover): a piece here only says "look again".
+            on_piece=lambda piece: self._post_piece(turn.answer_id, ""),
             on_note=lambda note: self.app.call_from_thread(self.notify, note),
             cancel=self.cancel)
         if status not in ("done", "cancelled"):
@@ -312,10 +314,15 @@ class ChatPane(Vertical):
         pending, self._pending = self._pending, {}
         box = self.query_one("#messages", VerticalScroll)
         follow = box.scroll_offset.y >= box.max_scroll_y - 2  # follow only if at the bottom
+        from_store = False
         for answer_id, pieces in pending.items():
             view = self._view(answer_id)
-            if view is not None:
-                view.append("".join(pieces))
+            text = "".join(pieces)
+            from_store = from_store or "" in pieces
+            if view is not None and text:
+                view.append(text)
+        if from_store:
+            self.show(keep_place=True)
         if follow:
             box.scroll_end(animate=False)
 

@@ -13,7 +13,7 @@ from textual.containers import Vertical
 from textual.events import Click
 from textual.message import Message as UIMessage
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
+from textual.widgets import DataTable, Footer, Label, Static
 
 from app.context import Context
 from app.household_status import DeviceStatus, HouseholdStatus, ago, read_status
@@ -63,7 +63,7 @@ class HouseholdBar(Static):
 
     def line(self, status: HouseholdStatus) -> str:
         me = self.ctx.config.device_name if self.ctx else "this device"
-        node = "syncing on" if status.node_running else "sync off (no node)"
+        node = "sync on" if status.node_running else "sync off (no node)"
         others = status.others
         devices = " │ ".join(describe(d) for d in others) if others else \
             "no paired devices yet (Ctrl+O → p to pair)"
@@ -92,6 +92,7 @@ class DevicesScreen(ModalScreen[None]):
             yield Label("Devices in this household", classes="heading")
             yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
             yield Label("", id="details", markup=False, classes="hint")
+        yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -108,7 +109,7 @@ class DevicesScreen(ModalScreen[None]):
         self.rows = status.devices
         for d in self.rows:
             table.add_row(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
-                          "now" if d.this_device else ago(d.last_seen),
+                          "now" if d.this_device or d.online else ago(d.last_seen),
                           "—" if d.this_device else ago(d.last_sync),
                           d.model if d.can_run_models else "—",
                           f"{d.tok_s:.0f}" if d.can_run_models else "—",

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Footer, Input, Label
 
 from app.context import Context
 from app.errors import CoveyError
@@ -55,6 +55,7 @@ class PairingScreen(ModalScreen[bool]):
                 yield Input(placeholder="its address HOST:PORT (optional: found on the LAN)",
                             id="join-address")
                 yield Button("Pair", variant="primary", id="join-go")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#join-form").display = False

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Button, Footer, Input, Label, Select
 
 from app.config import Config
 from app.context import Context
@@ -66,6 +66,10 @@ class SettingsScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#device_name", Input).focus()
 
     def _places(self) -> list[tuple[str, str]]:
         places = [("Automatic: whichever device answers soonest", "auto"),

@@ -91,12 +91,14 @@ class Sidebar(Vertical):
                 self._dirty = False
                 items, note = self._items()
                 listing = self.query_one(ConversationList)
-                await listing.clear()
-                await listing.extend(items)
+                shown = [(i.row, i.hit) for i in listing.query(ConversationItem)]
+                if shown != [(i.row, i.hit) for i in items]:  # else: keep what is on screen
+                    await listing.clear()
+                    await listing.extend(items)
                 ids = [item.row.id for item in items]
                 if self._wanted in ids:
                     listing.index = ids.index(self._wanted)
-                elif items:
+                elif items and listing.index is None:
                     listing.index = 0
                 self.query_one("#list-note", Label).update(note)
                 if not self._dirty:
