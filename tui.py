@@ -22,7 +22,11 @@ def main(ctx: Context | None = None) -> int:
         context.store.recover_interrupted()
         if node is not None:
             node.start(wait=0)  # in the background: the window opens at once
-        CoveyApp(context, node).run()
+        app = CoveyApp(context, node)
+        app.run()
+        # Quitting mid-answer stops it (the app sets the cancel event); let the generation
+        # thread record how the answer ended before the store closes.
+        app.chat.idle.wait(10)
         return 0
     finally:
         if node is not None:

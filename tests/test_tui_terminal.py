@@ -14,6 +14,7 @@ import pytest
 from app.config import Paths
 from sync.store import Store
 from tests.conftest import ROOT
+from tests.devices import free_port
 
 pytestmark = [pytest.mark.real_model,
               pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
@@ -25,6 +26,9 @@ def tmux(*args: str) -> str:
 
 def test_ask_in_the_app_and_quit(tmp_path: Path) -> None:
     home = tmp_path / "home"
+    home.mkdir()
+    # The app hosts this device's node while open: keep it on loopback, with mDNS off.
+    (home / "config.toml").write_text(f'mdns = false\nlisten = "127.0.0.1:{free_port()}"\n')
     session = f"covey-test-{os.getpid()}"
     covey = Path(sys.executable).parent / "covey"
     tmux("new-session", "-d", "-s", session, "-x", "110", "-y", "30",

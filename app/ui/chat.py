@@ -57,6 +57,8 @@ class ChatPane(Vertical):
         self.editing: str | None = None  # the prompt being edited into a new branch
         self.cancel = threading.Event()
         self.generating = False
+        self.idle = threading.Event()  # no generation thread is running
+        self.idle.set()
         self._pending: dict[str, list[str]] = {}
         self._flush_scheduled = False
         self._names: dict[str, str] = {}
@@ -216,6 +218,7 @@ class ChatPane(Vertical):
         self.prompt.remember(prompt)
         self.prompt.clear()
         self.generating = True
+        self.idle.clear()
         self.generate(prompt, parent, None)
 
     def regenerate(self) -> None:
@@ -225,6 +228,7 @@ class ChatPane(Vertical):
         prompts = [m for m in conv.thread(self.leaf_id) if m.role == "user"]
         if prompts:
             self.generating = True
+            self.idle.clear()
             self.generate(None, None, prompts[-1].id)
 
     def stop(self) -> bool:
@@ -262,7 +266,9 @@ class ChatPane(Vertical):
                                       severity="error", timeout=10)
         finally:
             self.generating = False
-            self.app.call_from_thread(self._finished)
+            self.idle.set()
+            if self.app.is_running:
+                self.app.call_from_thread(self._finished)
 
     def _run_here(self, turn: Turn) -> None:
         self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
