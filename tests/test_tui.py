@@ -221,3 +221,22 @@ async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
         await wait_until(pilot, lambda: app.conversation_id == conv and len(views(app)) == 2)
         await ask(pilot, "//etc is a folder")  # an escaped slash is a prompt
         assert texts(app)[2] == "/etc is a folder"
+
+
+@pytest.mark.asyncio
+async def test_the_list_grows_as_it_is_scrolled(ctx) -> None:  # type: ignore[no-untyped-def]
+    from app.ui.sidebar import PAGE
+
+    ids = [ctx.store.create_conversation(title=f"topic {i}") for i in range(PAGE * 2 + 5)]
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == PAGE)  # not all at once
+        app.query_one(ConversationList).focus()
+        await pilot.press(*["down"] * (PAGE - 1))
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == PAGE * 2)
+        assert app.query_one(ConversationList).index == PAGE - 1  # the place is kept
+        await pilot.press(*["down"] * PAGE)
+        await wait_until(pilot, lambda: len(app.query(ConversationItem)) == len(ids))
+        listed = [item.row.id for item in app.query(ConversationItem)]
+        assert listed == [r.id for r in ctx.store.list_conversations()]  # the store's order
+        assert sorted(listed) == sorted(ids)  # each once

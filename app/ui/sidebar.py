@@ -20,7 +20,8 @@ from app.errors import CoveyError
 from sync.store import Store
 from sync.view import SearchHit
 
-LIST_LIMIT = 100  # conversations listed at once (500 took 3 s to mount); the filter sees all
+PAGE = 40  # conversations listed at first, and added each time the list nears its end
+LIST_LIMIT = 100  # filter and search results shown (the filter looks at every title)
 
 
 class ConversationList(ListView):
@@ -31,6 +32,16 @@ class ConversationList(ListView):
         Binding("s", "act('show_archived')", "Show archived"),
         Binding("u", "act('undo')", "Undo delete"),
     ]
+
+    def watch_index(self, old: int | None, new: int | None) -> None:
+        super().watch_index(old, new)
+        if new is not None and new >= len(self) - 5:
+            self.post_message(Sidebar.More())
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if new >= self.max_scroll_y - 2 and self.max_scroll_y > 0:
+            self.post_message(Sidebar.More())
 
     def action_act(self, what: str) -> None:
         item = self.highlighted_child
@@ -43,6 +54,9 @@ class Sidebar(Vertical):
     class Open(UIMessage):
         conversation_id: str
         message_id: str | None  # a search hit: jump to this message
+
+    class More(UIMessage):
+        """The list is scrolled near its end: show more conversations."""
 
     @dataclass
     class Act(UIMessage):
@@ -58,6 +72,8 @@ class Sidebar(Vertical):
         self._dirty = False
         self._wanted: str | None = None  # the conversation to keep highlighted
         self._focus_list = False
+        self._limit = PAGE
+        self._more = True  # there may be more conversations than listed
 
     @property
     def searching(self) -> bool:
@@ -92,7 +108,10 @@ class Sidebar(Vertical):
                 items, note = self._items()
                 listing = self.query_one(ConversationList)
                 shown = [(i.row, i.hit) for i in listing.query(ConversationItem)]
-                if shown != [(i.row, i.hit) for i in items]:  # else: keep what is on screen
+                wanted = [(i.row, i.hit) for i in items]
+                if wanted[:len(shown)] == shown and len(wanted) > len(shown):
+                    await listing.extend(items[len(shown):])  # more of the same list: append
+                elif wanted != shown:  # (else: keep what is on screen)
                     await listing.clear()
                     await listing.extend(items)
                 ids = [item.row.id for item in items]
@@ -127,14 +146,21 @@ class Sidebar(Vertical):
             rows = [r for r in self.store.list_conversations(include_archived=self.show_archived)
                     if text in r.title.lower()][:LIST_LIMIT]
         else:
-            rows = self.store.list_conversations(LIST_LIMIT, include_archived=self.show_archived)
+            rows = self.store.list_conversations(self._limit, include_archived=self.show_archived)
+            self._more = len(rows) >= self._limit
         shown = "archived shown · " if self.show_archived else ""
-        note = f"{shown}{len(rows)} shown" if len(rows) >= LIST_LIMIT or shown else ""
+        note = f"{shown}{len(rows)} shown" if shown else ""
         return [ConversationItem(row) for row in rows], note
 
     def _highlighted_id(self) -> str | None:
         item = self.query_one(ConversationList).highlighted_child
         return item.row.id if isinstance(item, ConversationItem) else None
+
+    @on(More)
+    def _more_rows(self) -> None:
+        if self._more and not self.searching and not self.filter_text and not self._refreshing:
+            self._limit += PAGE
+            self.refresh_list()
 
     def toggle_archived(self) -> None:
         self.show_archived = not self.show_archived

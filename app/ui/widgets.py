@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message as UIMessage
-from textual.widgets import Label, ListItem, Markdown, TextArea
+from textual.content import Content
+from textual.widgets import Label, ListItem, Markdown, Static, TextArea
 
 from sync.conversation import Message
 from sync.view import ConversationRow, SearchHit
@@ -25,13 +26,14 @@ class ConversationItem(ListItem):
         self.hit = hit
 
     def compose(self) -> ComposeResult:
-        yield Label(self.row.title, classes="title", markup=False)
+        # One widget per row, not two: the list mounts fast (first paint with a big store).
         if self.hit is not None:
-            yield Label(self.hit.snippet.replace("\n", " "), classes="meta", markup=False)
-            return
-        archived = " · archived" if self.row.archived else ""
-        yield Label(f"{self.row.updated_at[:16].replace('T', ' ')} · {self.row.message_count} msgs"
-                    f"{archived}", classes="meta")
+            meta = self.hit.snippet.replace("\n", " ")
+        else:
+            archived = " · archived" if self.row.archived else ""
+            meta = (f"{self.row.updated_at[:16].replace('T', ' ')} · "
+                    f"{self.row.message_count} msgs{archived}")
+        yield Static(Content.assemble(self.row.title, "\n", (meta, "$text-muted")))
 
 
 class MessageView(Vertical, can_focus=True):
