@@ -105,7 +105,13 @@ def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> 
                              "`covey serve` first")
         return me  # no node: nothing can reach the other devices; answer here
     prompt_tokens = len(prompt) // 4 + 1  # a rough count: no need to load the model for it
-    target = choose(ctx.store, where, cached_speed(ctx) or 0.0, prompt_tokens, max_tokens)
+    local_speed = cached_speed(ctx)
+    if local_speed is None and where == "auto" and candidates(ctx.store):
+        from app.speed import measured_speed
+
+        # Comparing needs this device's speed: measured once per model file, then cached.
+        local_speed = measured_speed(ctx)[1]
+    target = choose(ctx.store, where, local_speed or 0.0, prompt_tokens, max_tokens)
     if target == me and where == "auto" and ctx.config.when_alone == "queue" \
             and not candidates(ctx.store):
         return ""
