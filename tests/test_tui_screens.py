@@ -216,7 +216,7 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
     from tests.devices import pair
 
     laptop = make_device("laptop", "fake:name=laptop-model")
-    pi = make_device("pi", "fake:delay=0.03,words=80,name=pi-model")
+    pi = make_device("pi", "fake:delay=0.02,words=300,name=pi-model")
     pair(laptop, pi)
     pi.serve()
     ctx = Context(paths=Paths.at(laptop.home))
@@ -235,7 +235,7 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
             await pilot.press("escape")  # cancels the job on the other device too
             await wait_until(pilot, lambda: not app.generating, timeout=30)
             await pilot.press(*list("all of it"), "enter")
-            full = "".join(f"w{i} " for i in range(80))
+            full = "".join(f"w{i} " for i in range(300))
             await wait_until(pilot, lambda: not app.generating and
                              list(app.query("MessageView"))[-1].message.text == full, timeout=60)
             await pilot.pause(0.3)
@@ -247,4 +247,36 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
     assert [m.status for m in messages if m.role == "assistant"] == ["cancelled", "done"]
     assert messages[-1].text == full and messages[-1].model == "pi-model"
     assert messages[1].device == pi.device_id and 10 < len(messages[1].text) < len(full)
+    ctx.close()
+
+
+@pytest.mark.asyncio
+async def test_devices_screen_details_and_removing_a_device(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "home", device_id="")
+    household.ensure(ctx.store, ctx.identity, "laptop")
+    household.add_device(ctx.store, "PIPIPIP-AAAAAAA", "ab" * 32, "-", "pi", ctx.identity.device_id)
+    household.set_capability(ctx.store, "PIPIPIP-AAAAAAA", "smollm2", 78.0, serves=True)
+    app = CoveyApp(ctx)
+    async with app.run_test(size=(130, 40)) as pilot:
+        await wait_until(pilot, lambda: "○ pi last seen never runs 78 tok/s"
+                         in str(app.query_one(HouseholdBar).render()))
+        await pilot.click(HouseholdBar)  # the bar opens the devices screen too
+        assert isinstance(app.screen, DevicesScreen)
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=0)
+        await pilot.pause(0.1)
+        await pilot.press("x")  # on this device: refused
+        assert isinstance(app.screen, DevicesScreen) and not any(
+            d.revoked for d in household.devices(ctx.store))
+        await pilot.press("down")
+        await wait_until(pilot, lambda: "PIPIPIP-AAAAAAA" in label(app, "#details"))
+        assert "answers for the household" in label(app, "#details")
+        await pilot.press("x")
+        await pilot.press("n")  # changed their mind
+        assert not any(d.revoked for d in household.devices(ctx.store))
+        await pilot.press("x")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: any(d.revoked for d in household.devices(ctx.store)))
+        await wait_until(pilot, lambda: "revoked" in str(table.get_row_at(1)))
     ctx.close()

@@ -55,9 +55,17 @@ def app(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     shutil.rmtree(HOME.parent, ignore_errors=True)
 
 
+async def steady(pilot: Any) -> None:
+    """No blinking cursor: a picture must not depend on when it is taken."""
+    for widget in pilot.app.query("TextArea, Input"):
+        widget.cursor_blink = False
+    await pilot.pause(0.1)
+
+
 async def open_conversation(pilot: Any) -> None:
     pilot.app.chat.open(pilot.app.snapshot_conversation)
     pilot.app.chat.prompt.focus()
+    await steady(pilot)
     await pilot.pause(0.3)
 
 
@@ -67,6 +75,7 @@ def test_chat_with_a_conversation_open(app: CoveyApp, snap_compare: Any) -> None
 
 def test_new_conversation_light_theme(app: CoveyApp, snap_compare: Any) -> None:
     async def light(pilot: Any) -> None:
+        await steady(pilot)
         await pilot.press("ctrl+t")
         await pilot.pause(0.3)
 
@@ -74,11 +83,17 @@ def test_new_conversation_light_theme(app: CoveyApp, snap_compare: Any) -> None:
 
 
 def test_settings_screen(app: CoveyApp, snap_compare: Any) -> None:
-    assert snap_compare(app, terminal_size=(110, 60), press=["f2"])
+    async def settings(pilot: Any) -> None:
+        await pilot.press("f2")
+        await pilot.pause(0.2)
+        await steady(pilot)
+
+    assert snap_compare(app, terminal_size=(110, 60), run_before=settings)
 
 
 def test_pairing_screen(app: CoveyApp, snap_compare: Any) -> None:
     async def pairing(pilot: Any) -> None:
+        await steady(pilot)
         pilot.app.action_pair()
         await pilot.pause(0.3)
 
@@ -87,6 +102,7 @@ def test_pairing_screen(app: CoveyApp, snap_compare: Any) -> None:
 
 def test_search_results(app: CoveyApp, snap_compare: Any) -> None:
     async def search(pilot: Any) -> None:
+        await steady(pilot)
         await pilot.press("ctrl+f", *list("sea"), "enter")
         await pilot.pause(0.3)
 

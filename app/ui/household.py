@@ -86,12 +86,14 @@ class DevicesScreen(ModalScreen[None]):
         super().__init__(classes="dialog")
         self.ctx = ctx
         self.rows: list[DeviceStatus] = []
+        self._cells: list[tuple[str, ...]] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="box wide"):
             yield Label("Devices in this household", classes="heading")
             yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
             yield Label("", id="details", markup=False, classes="hint")
+            yield Label("", id="note", markup=False, classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -104,25 +106,28 @@ class DevicesScreen(ModalScreen[None]):
     def refresh_rows(self) -> None:
         status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
         table = self.query_one(DataTable)
+        cells = [(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
+                  "now" if d.this_device or d.online else ago(d.last_seen),
+                  "—" if d.this_device else ago(d.last_sync),
+                  d.model if d.can_run_models else "—",
+                  f"{d.tok_s:.0f}" if d.can_run_models else "—",
+                  d.address or "—", d.device_id) for d in status.devices]
+        if cells == self._cells:
+            return  # nothing changed on screen: leave the table (and its cursor) alone
         cursor = table.cursor_row
         table.clear()
-        self.rows = status.devices
-        for d in self.rows:
-            table.add_row(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
-                          "now" if d.this_device or d.online else ago(d.last_seen),
-                          "—" if d.this_device else ago(d.last_sync),
-                          d.model if d.can_run_models else "—",
-                          f"{d.tok_s:.0f}" if d.can_run_models else "—",
-                          d.address or "—", d.device_id, key=d.device_id)
+        self.rows, self._cells = status.devices, cells
+        for d, row in zip(self.rows, cells):
+            table.add_row(*row, key=d.device_id)
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
+        note = ""
         if not status.node_running:
-            self.query_one("#details", Label).update(
-                "No node runs on this device: nothing syncs until `covey serve` (or the app, "
-                "with sync_in_app) runs it.")
+            note = ("No node runs on this device: nothing syncs until `covey serve` (or the app, "
+                    "with sync_in_app) runs it.")
         elif len(self.rows) <= 1:
-            self.query_one("#details", Label).update("Only this device so far: press p to pair "
-                                                     "another.")
+            note = "Only this device so far: press p to pair another."
+        self.query_one("#note", Label).update(note)
 
     @on(DataTable.RowHighlighted)
     def _details(self, event: DataTable.RowHighlighted) -> None:
