@@ -211,6 +211,7 @@ async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
         await type_and_send(pilot, "/system Be brief")
         assert ctx.store.summary(conv).title == "Greetings"  # type: ignore[arg-type]
         assert ctx.store.summary(conv).system_prompt == "Be brief"  # type: ignore[arg-type]
+        assert [str(w.render()) for w in app.query(".system-prompt")] == ["system prompt: Be brief"]
         await wait_until(pilot, lambda: [i.row.title for i in app.query(ConversationItem)] == ["Greetings"])
         await type_and_send(pilot, "/archive")
         await wait_until(pilot, lambda: ctx.store.summary(conv).archived)  # type: ignore[arg-type]
@@ -219,8 +220,12 @@ async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
         assert ctx.store.list_conversations(include_archived=True) == []
         await type_and_send(pilot, "/undo")
         await wait_until(pilot, lambda: app.conversation_id == conv and len(views(app)) == 2)
+        assert [str(w.render()) for w in app.query(".system-prompt")] == ["system prompt: Be brief"]
         await ask(pilot, "//etc is a folder")  # an escaped slash is a prompt
         assert texts(app)[2] == "/etc is a folder"
+        await type_and_send(pilot, "/system")  # clears it
+        await wait_until(pilot, lambda: not app.query(".system-prompt"))
+        assert not ctx.store.summary(conv).system_prompt  # type: ignore[arg-type]
 
 
 @pytest.mark.asyncio

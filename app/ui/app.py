@@ -174,6 +174,7 @@ class CoveyApp(App[None]):
             self.action_rename(conv, cmd.argument)  # type: ignore[arg-type]
         elif cmd.name == "system":
             self.store.set_system_prompt(conv, cmd.argument)  # type: ignore[arg-type]
+            self.chat.show(keep_place=True)
             self.notify("System prompt set for this conversation." if cmd.argument
                         else "System prompt cleared for this conversation.")
         elif cmd.name in ("delete", "archive"):

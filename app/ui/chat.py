@@ -127,8 +127,22 @@ class ChatPane(Vertical):
                 view.show(message, branch)
             else:
                 box.mount(MessageView(message, branch, self._names))
+        self._system_line(box, conv.system_prompt)
         if not keep_place:
             box.scroll_end(animate=False)
+
+    def _system_line(self, box: VerticalScroll, system_prompt: str | None) -> None:
+        """This conversation's own system prompt, shown above the thread (/system sets it)."""
+        text = f"system prompt: {system_prompt}" if system_prompt else ""
+        lines = list(box.query(".system-prompt"))
+        if not text:
+            for line in lines:
+                line.remove()
+        elif lines:
+            lines[0].update(text)  # type: ignore[attr-defined]
+        else:
+            box.mount(Static(text, classes="system-prompt", markup=False),
+                      before=0 if box.children else None)
 
     def _device_names(self) -> dict[str, str]:
         """Device id → name, to say which device produced an answer."""
