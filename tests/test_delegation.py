@@ -175,8 +175,9 @@ def test_a_device_that_does_not_serve_peers_declines_and_the_requester_answers(d
     pair(a, b)
     a.serve()
     b.serve()
-    eventually(lambda: a.covey("peers", "--json").returncode == 0 and any(
-        p["online"] for p in json.loads(a.covey("peers", "--json").stdout)))
+    # connected and caught up both ways (not just connected): the handover goes straight through
+    eventually(lambda: all(any(p["online"] and p["last_sync"] for p in json.loads(
+        d.covey("peers", "--json").stdout)) for d in (a, b)))
     result = a.covey("ask", "--on", "laptop", "will you?")
     assert result.returncode == 0, result.stderr
     assert "declined" in result.stderr
