@@ -51,8 +51,13 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
     The requester's generation settings travel with the job, so the runner answers exactly as
     asked (and as it would have answered the same request locally).
     """
-    store = assistant.store
     turn = assistant.start(prompt, conv_id, system, parent_id)
+    return turn, attach_job(assistant.store, turn, assignee, params)
+
+
+def attach_job(store: Store, turn: Turn, assignee: str,
+               params: GenerationParams | None = None) -> str:
+    """Make `turn`'s (empty) answer a job assigned to `assignee`; return its first attempt id."""
     me = store.device_id
     holder: list[str] = []
 
@@ -65,7 +70,7 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
         holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee, LEASE_SECONDS))
 
     store.write(turn.conversation_id, setup, touched={turn.answer_id})
-    return turn, holder[0]
+    return holder[0]
 
 
 def current_job(store: Store, ref: JobRef) -> tuple[str, jobs.Job | None]:

@@ -223,6 +223,11 @@ async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
         assert [str(w.render()) for w in app.query(".system-prompt")] == ["system prompt: Be brief"]
         await ask(pilot, "//etc is a folder")  # an escaped slash is a prompt
         assert texts(app)[2] == "/etc is a folder"
+        before = len(ctx.store.conversation(conv).messages)  # type: ignore[arg-type]
+        await type_and_send(pilot, "/frobnicate")  # not a command: said so, nothing sent
+        await wait_until(pilot, lambda: any("There is no /frobnicate" in str(n.message)
+                                            for n in app._notifications))
+        assert len(ctx.store.conversation(conv).messages) == before  # type: ignore[arg-type]
         await type_and_send(pilot, "/system")  # clears it
         await wait_until(pilot, lambda: not app.query(".system-prompt"))
         assert not ctx.store.summary(conv).system_prompt  # type: ignore[arg-type]

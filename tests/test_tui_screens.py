@@ -241,11 +241,17 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
             await pilot.pause(0.3)
             caption = str(list(app.query("MessageView"))[-1].query_one(".caption").render())
             assert "pi-model · on pi" in caption
+            await pilot.press("ctrl+r")  # regenerating follows the setting too
+            await wait_until(pilot, lambda: not app.generating and
+                             list(app.query("MessageView"))[-1].branch == (2, 2) and
+                             list(app.query("MessageView"))[-1].message.text == full, timeout=60)
     finally:
         node.stop()
     messages = ctx.store.conversation(app.conversation_id).messages  # type: ignore[arg-type]
-    assert [m.status for m in messages if m.role == "assistant"] == ["cancelled", "done"]
-    assert messages[-1].text == full and messages[-1].model == "pi-model"
+    assert [m.status for m in messages if m.role == "assistant"] == ["cancelled", "done", "done"]
+    assert messages[-1].text == messages[-2].text == full
+    assert messages[-1].model == messages[-2].model == "pi-model"
+    assert messages[-1].parent_id == messages[-2].parent_id  # two answers to one prompt
     assert messages[1].device == pi.device_id and 10 < len(messages[1].text) < len(full)
     ctx.close()
 

@@ -180,7 +180,9 @@ class CoveyApp(App[None]):
         elif cmd.name in ("delete", "archive"):
             getattr(self, f"action_{cmd.name}")(conv)
         else:
-            self.notify(HELP, timeout=10)
+            unknown = "" if cmd.name == "help" else f"There is no /{cmd.name}. "
+            self.notify(unknown + HELP, timeout=10, severity="information" if not unknown
+                        else "warning")
 
     # -- conversation actions ---------------------------------------------------------------
 

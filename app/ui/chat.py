@@ -25,6 +25,7 @@ from app.assistant import Turn
 from app.context import Context
 from app.errors import CoveyError
 from app.ui.widgets import MessageView, PromptArea
+from models.base import GenerationParams
 from sync import household
 from sync.conversation import Conversation
 
@@ -259,17 +260,31 @@ class ChatPane(Vertical):
         try:
             assistant = ctx.assistant  # (loading the model can fail: a notification, then)
             params = assistant.params()
-            if regenerate_from is not None and self.conversation_id is not None:
-                answer_id = ctx.store.add_message(
-                    self.conversation_id, "assistant", "", parent_id=regenerate_from,
-                    status="streaming", model=assistant.model.info.name)
-                self._run_here(Turn(self.conversation_id, regenerate_from, answer_id, False))
-                return
             from app.routing import where_to_run
 
+            if regenerate_from is not None and self.conversation_id is not None:
+                asked = ctx.store.conversation(self.conversation_id).message(regenerate_from)
+                target = where_to_run(ctx, None, asked.text if asked else "", params.max_tokens)
+                here = target == ctx.store.device_id
+                answer_id = ctx.store.add_message(
+                    self.conversation_id, "assistant", "", parent_id=regenerate_from,
+                    status="streaming", model=assistant.model.info.name if here else None)
+                turn = Turn(self.conversation_id, regenerate_from, answer_id, False)
+                if here:
+                    self._run_here(turn)
+                else:
+                    from app.delegation import attach_job
+
+                    attach_job(ctx.store, turn, target, params)
+                    self._watch(turn, target, params)
+                return
             target = where_to_run(ctx, None, prompt or "", params.max_tokens)
             if target != ctx.store.device_id:
-                self._run_elsewhere(prompt or "", parent_id, target)
+                from app.delegation import request_job
+
+                turn, _ = request_job(assistant, prompt or "", self.conversation_id, None,
+                                      target, params, parent_id)
+                self._watch(turn, target, params)
                 return
             self._run_here(assistant.start(prompt or "", self.conversation_id, None, parent_id))
         except CoveyError as exc:
@@ -290,12 +305,10 @@ class ChatPane(Vertical):
                                   on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
                                   cancel=self.cancel)
 
-    def _run_elsewhere(self, prompt: str, parent_id: str | None, target: str) -> None:
+    def _watch(self, turn: Turn, target: str, params: GenerationParams) -> None:
+        """Watch a job handed to another device stream into the store (Esc cancels it)."""
         from app import delegation, remote_ask
 
-        params = self.ctx.assistant.params()
-        turn, _ = delegation.request_job(self.ctx.assistant, prompt, self.conversation_id, None,
-                                         target, params, parent_id)
         self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
         if target == "":
             self.app.call_from_thread(self.notify, "No capable device is online: the answer is "
