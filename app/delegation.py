@@ -52,12 +52,16 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
     asked (and as it would have answered the same request locally).
     """
     turn = assistant.start(prompt, conv_id, system, parent_id)
-    return turn, attach_job(assistant.store, turn, assignee, params)
+    title = turn.new_conversation and assistant.config.auto_title
+    return turn, attach_job(assistant.store, turn, assignee, params, title)
 
 
 def attach_job(store: Store, turn: Turn, assignee: str,
-               params: GenerationParams | None = None) -> str:
-    """Make `turn`'s (empty) answer a job assigned to `assignee`; return its first attempt id."""
+               params: GenerationParams | None = None, title: bool = False) -> str:
+    """Make `turn`'s (empty) answer a job assigned to `assignee`; return its first attempt id.
+
+    With `title`, the device that answers also titles the (new) conversation: it has the model.
+    """
     me = store.device_id
     holder: list[str] = []
 
@@ -66,6 +70,8 @@ def attach_job(store: Store, turn: Turn, assignee: str,
         if params is not None:
             settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
                         "top_p": params.top_p, "seed": params.seed}
+        if title:
+            settings = (settings or {}) | {"title": True}
         jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
         holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee, LEASE_SECONDS))
 
@@ -139,6 +145,8 @@ class AttemptRunner:
                     pending, last_commit = [], now
                     last_renew = now if renew else last_renew
             self._commit(ref, aid, "".join(pending), renew=False, status="done")
+            if job is not None and job.params.get("title") is True:
+                self._title(ref)
             return "done"
         except Superseded as stop:
             cancel.set()
@@ -155,6 +163,21 @@ class AttemptRunner:
             except Superseded:
                 pass
             return "failed"
+
+    def _title(self, ref: JobRef) -> None:
+        """Title a new conversation from its first exchange (as a local answer would be)."""
+        try:
+            conv = self.store.conversation(ref.conversation_id)
+            answer = conv.message(ref.answer_id)
+            thread = conv.thread(ref.answer_id)
+            if conv.title_source != "auto" or answer is None or len(thread) < 2:
+                return
+            title = pipeline.make_title(self.model, thread[-2].text, answer.text)
+            # Renamed meanwhile (by the requester, say)? Theirs wins.
+            if self.store.conversation(ref.conversation_id).title_source == "auto":
+                self.store.set_title(ref.conversation_id, title, source="auto")
+        except Exception as exc:  # noqa: BLE001 - a title is a nicety; the answer is done
+            log.warning("could not title conversation %s: %s", ref.conversation_id, exc)
 
     def _params(self, requested: dict[str, object]) -> GenerationParams:
         """The requester's settings where given and sane, this device's defaults otherwise."""

@@ -245,6 +245,16 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
             await wait_until(pilot, lambda: not app.generating and
                              list(app.query("MessageView"))[-1].branch == (2, 2) and
                              list(app.query("MessageView"))[-1].message.text == full, timeout=60)
+            first = app.conversation_id
+            ctx.config.auto_title = True
+            await pilot.press("ctrl+n", *list("name me"), "enter")  # the runner titles it
+            await wait_until(pilot, lambda: app.conversation_id not in (None, first) and
+                             ctx.store.summary(app.conversation_id).title != "New conversation",
+                             timeout=60)
+            assert ctx.store.conversation(app.conversation_id).title_source == "auto"
+            await wait_until(pilot, lambda: ctx.store.summary(app.conversation_id).title in [
+                i.row.title for i in app.query("ConversationItem")])  # and the list shows it
+            app.chat.open(first)
     finally:
         node.stop()
     messages = ctx.store.conversation(app.conversation_id).messages  # type: ignore[arg-type]
