@@ -79,8 +79,11 @@ class NodeHost:
             self._release()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self.hosting and self._loop is not None and self._stop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # its loop just ended by itself
+                pass
         if self._thread is not None:
             self._thread.join(timeout)
         self._release()

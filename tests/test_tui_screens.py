@@ -296,3 +296,24 @@ async def test_devices_screen_details_and_removing_a_device(tmp_path: Path) -> N
         await wait_until(pilot, lambda: any(d.revoked for d in household.devices(ctx.store)))
         await wait_until(pilot, lambda: "revoked" in str(table.get_row_at(1)))
     ctx.close()
+
+
+@pytest.mark.asyncio
+async def test_a_node_that_cannot_start_is_a_notice_not_a_crash(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:  # the configured port is in use by someone else
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ctx = make_context(tmp_path / "home", device_id="", listen=f"127.0.0.1:{port}")
+        node = NodeHost(ctx)
+        assert not node.start() and node.error
+        app = CoveyApp(ctx, node)
+        async with app.run_test() as pilot:
+            bar = app.query_one(HouseholdBar)
+            await wait_until(pilot, lambda: "sync off (the node failed" in str(bar.render()))
+            assert any("Sync is off" in str(n.message) for n in app._notifications)
+            await ask_nothing(pilot)  # the app works on
+        node.stop()
+    ctx.close()

@@ -56,17 +56,15 @@ def app(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
 
 
 async def steady(pilot: Any) -> None:
-    """No blinking cursor: a picture must not depend on when it is taken."""
-    for widget in pilot.app.query("TextArea, Input"):
-        widget.cursor_blink = False
+    """No cursor (it blinks): a picture must not depend on when it is taken."""
+    pilot.app.screen.set_focus(None)
     await pilot.pause(0.1)
 
 
 async def open_conversation(pilot: Any) -> None:
     pilot.app.chat.open(pilot.app.snapshot_conversation)
-    pilot.app.chat.prompt.focus()
-    await steady(pilot)
     await pilot.pause(0.3)
+    await steady(pilot)
 
 
 def test_chat_with_a_conversation_open(app: CoveyApp, snap_compare: Any) -> None:
@@ -75,9 +73,9 @@ def test_chat_with_a_conversation_open(app: CoveyApp, snap_compare: Any) -> None
 
 def test_new_conversation_light_theme(app: CoveyApp, snap_compare: Any) -> None:
     async def light(pilot: Any) -> None:
-        await steady(pilot)
         await pilot.press("ctrl+t")
         await pilot.pause(0.3)
+        await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=light)
 
@@ -93,17 +91,17 @@ def test_settings_screen(app: CoveyApp, snap_compare: Any) -> None:
 
 def test_pairing_screen(app: CoveyApp, snap_compare: Any) -> None:
     async def pairing(pilot: Any) -> None:
-        await steady(pilot)
         pilot.app.action_pair()
         await pilot.pause(0.3)
+        await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=pairing)
 
 
 def test_search_results(app: CoveyApp, snap_compare: Any) -> None:
     async def search(pilot: Any) -> None:
-        await steady(pilot)
         await pilot.press("ctrl+f", *list("sea"), "enter")
         await pilot.pause(0.3)
+        await steady(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=search)

@@ -99,9 +99,6 @@ class CoveyApp(App[None]):
         self.chat.prompt.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_event)
         self.set_interval(0.25, self._poll)
-        if self.node is not None and self.node.error:
-            self.notify(f"Sync is off: the node could not start ({self.node.error}).",
-                        severity="warning", timeout=8)
 
     def on_unmount(self) -> None:
         self.chat.cancel.set()  # a running answer stops and is kept (status "cancelled")

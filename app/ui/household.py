@@ -46,6 +46,7 @@ class HouseholdBar(Static):
         super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
         self.ctx = ctx
         self.status: HouseholdStatus | None = None
+        self._told = False  # the user was told the node failed
 
     def on_mount(self) -> None:
         self.refresh_status()
@@ -64,6 +65,13 @@ class HouseholdBar(Static):
     def line(self, status: HouseholdStatus) -> str:
         me = self.ctx.config.device_name if self.ctx else "this device"
         node = "sync on" if status.node_running else "sync off (no node)"
+        error = getattr(getattr(self.app, "node", None), "error", None)
+        if error and not status.node_running:
+            node = "sync off (the node failed: see the notice)"
+            if not self._told:
+                self._told = True
+                self.notify(f"Sync is off: this device's node stopped — {error}",
+                            severity="warning", timeout=15)
         others = status.others
         devices = " │ ".join(describe(d) for d in others) if others else \
             "no paired devices yet (Ctrl+O → p to pair)"
