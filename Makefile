@@ -9,6 +9,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 .PHONY: run test install bench clean
 
 run: $(STAMP)
+	@$(BIN)/python -m compileall -q app sync models tui.py  # bytecode: a faster start
 	$(BIN)/covey
 
 test: $(STAMP)
@@ -23,6 +24,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "Installing covey and its dependencies into $(VENV) (the first time compiles llama.cpp: several minutes)..."
 	$(BIN)/python -m pip install --progress-bar off -e '.[test]'
+	$(BIN)/python -m compileall -q app sync models tui.py
 	touch $(STAMP)
 
 bench: $(STAMP)

@@ -20,9 +20,7 @@ def main(ctx: Context | None = None) -> int:
     node = NodeHost(context) if context.config.sync_in_app else None
     try:
         context.store.recover_interrupted()
-        if node is not None:
-            node.start(wait=0)  # in the background: the window opens at once
-        app = CoveyApp(context, node)
+        app = CoveyApp(context, node)  # (it starts the node once the window is up)
         app.run()
         # Quitting mid-answer stops it (the app sets the cancel event); let the generation
         # thread record how the answer ended before the store closes.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync import household
-from sync.node import NodeLock
+from sync.nodelock import NodeLock
 from sync.store import Store
 
 

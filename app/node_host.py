@@ -13,9 +13,14 @@ import asyncio
 import logging
 import threading
 
+from typing import TYPE_CHECKING
+
 from app.context import Context
 from app.errors import CoveyError
-from sync.node import Node, NodeError, NodeLock
+from sync.nodelock import NodeError, NodeLock
+
+if TYPE_CHECKING:
+    from sync.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +36,7 @@ class NodeHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._stopped = False
 
     @property
     def hosting(self) -> bool:
@@ -38,12 +44,15 @@ class NodeHost:
 
     def start(self, wait: float = 5.0) -> bool:
         """Start the node unless one already runs on this device; False if it could not."""
+        if self._thread is not None or self._stopped:
+            return self.error is None  # started already, or the app is closing
         try:
             self._lock.acquire()
         except NodeError:
             return True  # another process (covey serve) is this device's node
         self._owned = True
-        from app.net_commands import node_options
+        from app.net_commands import node_options  # (the network stack: imported when needed)
+        from sync.node import Node
 
         try:
             options = node_options(self.ctx, None, None)
@@ -79,6 +88,7 @@ class NodeHost:
             self._release()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopped = True
         if self.hosting and self._loop is not None and self._stop is not None:
             try:
                 self._loop.call_soon_threadsafe(self._stop.set)

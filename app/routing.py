@@ -93,7 +93,7 @@ def choose(store: Store, where: str, local_tok_s: float, prompt_tokens: int = 64
 def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> str:
     """The device id to run on: this device's id when it should answer itself, "" to queue."""
     from app.speed import cached_speed
-    from sync.node import NodeLock
+    from sync.nodelock import NodeLock
 
     where = on or ctx.config.run_on
     me = ctx.store.device_id

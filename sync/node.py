@@ -9,7 +9,6 @@ another process on the device (SQLite is the bus: polled), or through another pe
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import random
@@ -25,6 +24,7 @@ from app.errors import CoveyError
 from sync import household, pair_flow
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
+from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
 from sync.link import Link
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
 from sync.store import HOUSEHOLD_DOC, Store, StoreEvent
@@ -34,10 +34,6 @@ from sync.transport import Connection, Timing, run_connection
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_PORT = 7420
-
-
-class NodeError(CoveyError):
-    """The node cannot start (another is running, the address is taken…)."""
 
 
 @dataclass
@@ -61,46 +57,6 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise NodeError(f"{text!r} is not an address (expected HOST:PORT, e.g. 192.168.1.5:7420)")
     return host, int(port)
-
-
-class NodeLock:
-    """Only one process per device runs the network side."""
-
-    def __init__(self, locks_dir: Path) -> None:
-        self.path = locks_dir / "node.lock"
-        self.fd = -1
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="ignore").strip() or "?"
-            os.close(fd)
-            raise NodeError(f"a covey node is already running for this home (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    @staticmethod
-    def held(locks_dir: Path) -> bool:
-        path = locks_dir / "node.lock"
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
 
 
 class Node:

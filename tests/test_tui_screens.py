@@ -228,7 +228,8 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: any(c.name == "pi" for c in routing.candidates(ctx.store)),
                              timeout=30)
-            await wait_until(pilot, lambda: "● pi online runs" in str(app.query_one(HouseholdBar).render()))
+            await wait_until(pilot, lambda: "● pi online runs" in str(app.query_one(HouseholdBar).render()),
+                             timeout=30)
             await pilot.press(*list("stop me"), "enter")
             await wait_until(pilot, lambda: len(app.query("MessageView")) == 2 and
                              len(list(app.query("MessageView"))[1].message.text) > 10, timeout=30)

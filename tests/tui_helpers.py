@@ -3,6 +3,7 @@ mDNS off, and a fixed device id and name (so screens are the same on every machi
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,11 @@ async def wait_until(pilot: Any, check: Any, timeout: float = 10.0) -> None:
         if check():
             return
         await pilot.pause(0.05)
-    raise AssertionError("condition not met in the app")
+    try:
+        what = inspect.getsource(check).strip()
+    except (OSError, TypeError):
+        what = repr(check)
+    raise AssertionError(f"not met in the app within {timeout}s: {what}")
 
 
 async def type_and_send(pilot: Any, text: str) -> None:

@@ -99,7 +99,15 @@ class CoveyApp(App[None]):
         self.chat.prompt.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_event)
         self.set_interval(0.25, self._poll)
+        if self.node is not None:
+            # After the first paint, off the UI thread: starting the node imports the network
+            # stack and computes the sync digest over every conversation.
+            self.set_timer(1.5, lambda: self.run_worker(self._start_node, thread=True,
+                                                        group="node"))
 
+    def _start_node(self) -> None:
+        if self.node is not None:
+            self.node.start(wait=0)
     def on_unmount(self) -> None:
         self.chat.cancel.set()  # a running answer stops and is kept (status "cancelled")
         if self._unsubscribe is not None:

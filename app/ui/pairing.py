@@ -21,7 +21,7 @@ from textual.widgets import Button, Footer, Input, Label
 from app.context import Context
 from app.errors import CoveyError
 from sync import household, pairing
-from sync.node import NodeLock
+from sync.nodelock import NodeLock
 
 CODE_MINUTES = 5
 
