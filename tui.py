@@ -19,7 +19,6 @@ def main(ctx: Context | None = None) -> int:
     context = ctx or Context()
     node = NodeHost(context) if context.config.sync_in_app else None
     try:
-        context.store.recover_interrupted()
         app = CoveyApp(context, node)  # (it starts the node once the window is up)
         app.run()
         # Quitting mid-answer stops it (the app sets the cancel event); let the generation

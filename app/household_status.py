@@ -1,7 +1,9 @@
 """What the household looks like from this device: who is paired, online, syncing, able to run
 models — read from the state the node keeps in the store (peer_status) and the household doc.
 
-The terminal app and `covey devices` both read it here; neither talks to the sync layer.
+The terminal app (its household bar, the devices and settings screens) reads it here, once a
+second, on its UI thread: one read of the household document and one query, whatever the size
+of the household. The app never talks to the sync layer.
 """
 
 from __future__ import annotations
@@ -60,10 +62,11 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     running = NodeLock.held(locks_dir)
     rows = {r[0]: r for r in store.db.conn.execute(
         "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
+    value = household.snapshot(store)
     devices = []
-    for d in household.devices(store) if household.exists(store) else []:
+    for d in household.members_of(value):
         s = rows.get(d.device_id)
-        cap = household.capability(store, d.device_id)
+        cap = household.capability_in(value, d.device_id)
         online = bool(s and s[4]) and running  # a stopped node leaves no one connected
         last_seen, last_sync = (s[2], s[3]) if s else (None, None)
         devices.append(DeviceStatus(

@@ -45,6 +45,11 @@ def _value(store: Store) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def snapshot(store: Store) -> dict[str, Any]:
+    """The household document's value, read once (for callers that look at several parts)."""
+    return _value(store)
+
+
 def exists(store: Store) -> bool:
     return isinstance(_value(store).get("meta", {}).get("id"), str)
 
@@ -149,6 +154,12 @@ def set_capability(store: Store, device_id: str, model: str, tok_s: float, serve
 
 
 def capability(store: Store, device_id: str) -> dict[str, Any]:
-    raw = _value(store).get("devices", {}).get(device_id, {})
+    return capability_in(_value(store), device_id)
+
+
+def capability_in(value: dict[str, Any], device_id: str) -> dict[str, Any]:
+    """What `device_id` can run, from a household document's value."""
+    devices = value.get("devices", {})
+    raw = devices.get(device_id, {}) if isinstance(devices, dict) else {}
     cap = raw.get("capability") if isinstance(raw, dict) else None
     return cap if isinstance(cap, dict) else {}

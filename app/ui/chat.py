@@ -149,9 +149,9 @@ class ChatPane(Vertical):
         """Device id → name, to say which device produced an answer."""
         names = {self.ctx.store.device_id: self.ctx.config.device_name}
         try:
-            if household.exists(self.ctx.store):
-                names |= {d.device_id: d.name for d in household.devices(self.ctx.store)
-                          if d.device_id != self.ctx.store.device_id}
+            names |= {d.device_id: d.name
+                      for d in household.members_of(household.snapshot(self.ctx.store))
+                      if d.device_id != self.ctx.store.device_id}
         except CoveyError:
             pass
         return names
