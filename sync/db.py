@@ -141,6 +141,14 @@ def m008_job_columns(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
 
 
+def m009_presence(db: sqlite_utils.Database) -> None:
+    """Where a peer listens (not the port it dialled from), why its last session ended, and how
+    far a catch-up from it has come."""
+    for column in ("listen_address TEXT", "last_error TEXT", "catch_up_total INTEGER",
+                   "catch_up_done INTEGER"):
+        db.execute(f"ALTER TABLE peer_status ADD COLUMN {column}")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -150,6 +158,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m006_seen_on_the_lan", m006_seen_on_the_lan),
     ("m007_queued_index", m007_queued_index),
     ("m008_job_columns", m008_job_columns),
+    ("m009_presence", m009_presence),
 ]
 
 
@@ -212,9 +221,16 @@ class transaction:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self.conn.execute("COMMIT")
-            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as error:  # disk full, I/O error: nothing kept
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise StoreError(f"cannot write to the store: {error}") from None
+            elif self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):  # e.g. full disk mid-write
+                    raise StoreError(f"cannot write to the store: {exc}") from None
         finally:
             if not self.fsync:
                 self.conn.execute("PRAGMA synchronous = FULL")

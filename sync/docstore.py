@@ -16,18 +16,20 @@ import logging
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Self, TypeVar
 
 import sqlite_utils
-from loro import ExportMode, LoroDoc, VersionVector
+from loro import ExportMode, LoroDoc
 
 from app.config import Paths
 from app.errors import InvalidUpdateError, UnknownConversationError
 from sync.db import open_database, transaction
 from sync import versions
 from sync.ids import new_id
+from sync.sync_reads import SyncReads
 from sync.writers import WriterSlot, claim_writer
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,10 @@ T = TypeVar("T")
 Origin = Literal["local", "process", "remote"]
 #: Document ids: a conversation's 32 hex digits, or a short lowercase name ("household").
 DOC_ID = re.compile(r"[0-9a-f]{32}|[a-z][a-z0-9_-]{0,31}")
+#: Loaded documents kept in memory per process; the rest are reloaded from SQLite when used.
+#: (A catch-up or an export touches every document once: keeping them all would hold the
+#: whole history in memory.)
+CACHED_DOCS = 256
 #: What a `except BaseException` around a loro call must let through untouched.
 NOT_LORO_ERRORS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -57,7 +63,7 @@ class _Loaded:
     drops: int = 0  # how many times the document had been dropped when this was loaded
 
 
-class DocumentStore:
+class DocumentStore(SyncReads):
     """All documents of one device. Thread-safe; one instance per process."""
 
     def __init__(
@@ -67,7 +73,7 @@ class DocumentStore:
         self.device_id = device_id
         self.compact_after = compact_after
         self._writer = writer
-        self._docs: dict[str, _Loaded] = {}
+        self._docs: OrderedDict[str, _Loaded] = OrderedDict()
         self._listeners: list[Callable[[StoreEvent], None]] = []
         self._lock = threading.RLock()
         self._polled_seq = self._max_seq()
@@ -160,6 +166,10 @@ class DocumentStore:
             entry = _Loaded(doc=LoroDoc(), seen_seq=0, drops=drops)
             entry.doc.peer_id = self._writer.peer_id
             self._docs[doc_id] = entry
+            while len(self._docs) > CACHED_DOCS:
+                self._docs.popitem(last=False)  # the least recently used
+        else:
+            self._docs.move_to_end(doc_id)
         snap = conn.execute(
             "SELECT upto_seq, data FROM snapshots WHERE doc_id = ? AND upto_seq > ?",
             [doc_id, entry.seen_seq],
@@ -205,80 +215,6 @@ class DocumentStore:
                 " DO UPDATE SET value = CAST(value AS INTEGER) + 1", ["drops:" + doc_id])
             self._docs.pop(doc_id, None)
 
-    # -- what sync uses -------------------------------------------------------------------
-
-    def doc_ids(self) -> list[str]:
-        with self._lock:
-            rows = self.db.conn.execute(
-                "SELECT doc_id FROM snapshots UNION SELECT DISTINCT doc_id FROM updates"
-            )
-            return sorted(r[0] for r in rows)
-
-    def version_vector(self, doc_id: str) -> bytes:
-        """The document's version, canonically encoded (see versions.py); b"" if unknown."""
-        with self._lock:
-            row = self.db.conn.execute(
-                "SELECT vv FROM doc_versions WHERE doc_id = ?", [doc_id]
-            ).fetchone()
-        return bytes(row[0]) if row else b""
-
-    def sync_digest(self) -> str:
-        """Hex digest over every document's version; cached until the update log changes."""
-        with self._lock:
-            key = self.db.conn.execute(
-                "SELECT (SELECT MAX(seq) FROM updates), (SELECT COUNT(*) FROM doc_versions)"
-            ).fetchone()
-            if self._digest is None or self._digest[0] != key:
-                self._digest = (key, versions.digest(versions.index(self.db.conn)).hex())
-            return self._digest[1]
-
-    def sync_index(self) -> list[tuple[str, bytes]]:
-        """(document id, canonical version) of every document, sorted by id."""
-        with self._lock:
-            return versions.index(self.db.conn)
-
-    def export_updates(self, doc_id: str, since: bytes | None = None) -> bytes:
-        """Loro update bytes holding what a replica at version `since` lacks (all if None)."""
-        try:
-            their_vv = versions.decode_vv(since) if since else VersionVector()
-        except versions.VersionError as exc:
-            raise InvalidUpdateError(f"malformed version vector: {exc}") from None
-        with self._lock:
-            return bytes(self._entry(self.db.conn, doc_id).doc.export(ExportMode.Updates(their_vv)))
-
-    def lacks(self, doc_id: str, their_version: bytes | None) -> bool:
-        """Whether a replica at `their_version` of `doc_id` misses something this store has."""
-        ours = self.version_vector(doc_id)
-        if not ours or ours == their_version:
-            return False
-        if not their_version:
-            return True
-        try:
-            return not versions.decode_vv(their_version).includes_vv(versions.decode_vv(ours))
-        except versions.VersionError as exc:
-            raise InvalidUpdateError(f"malformed version vector: {exc}") from None
-
-    def updates_after(self, seq: int, limit: int = 256) -> list[tuple[int, str, bytes, str | None]]:
-        """Update rows appended after `seq`: (seq, doc id, bytes, source peer or None)."""
-        with self._lock:
-            rows = self.db.conn.execute(
-                "SELECT seq, doc_id, data, source FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
-                [seq, limit],
-            ).fetchall()
-        return [(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
-
-    def folded_after(self, seq: int) -> list[tuple[str, int]]:
-        """(document, snapshot's last seq) of snapshots that folded updates newer than `seq`."""
-        with self._lock:
-            rows = self.db.conn.execute(
-                "SELECT doc_id, upto_seq FROM snapshots WHERE upto_seq > ?", [seq]
-            ).fetchall()
-        return [(r[0], r[1]) for r in rows]
-
-    def last_seq(self) -> int:
-        with self._lock:
-            return self._max_seq()
-
     def import_updates(
         self, doc_id: str, data: bytes | Sequence[bytes], origin: Origin = "remote",
         source: str | None = None,
@@ -289,35 +225,71 @@ class DocumentStore:
         InvalidUpdateError and leave the store exactly as it was.
         """
         blobs = [data] if isinstance(data, (bytes, bytearray)) else list(data)
-        if not DOC_ID.fullmatch(doc_id):
-            raise InvalidUpdateError(f"refused update: {doc_id[:40]!r} is not a document id")
+        changed, error = self.import_many([(doc_id, blobs)], origin, source)
+        if error is not None:
+            raise error
+        return changed[0]
+
+    def import_many(
+        self, items: Sequence[tuple[str, Sequence[bytes]]], origin: Origin = "remote",
+        source: str | None = None,
+    ) -> tuple[list[bool], InvalidUpdateError | None]:
+        """Apply the updates of several documents in one transaction (a catch-up's batch).
+
+        Returns whether each document gained something, for the items stored before the first
+        refused one, and that refusal (None if all were taken). A refused item changes nothing;
+        the items before it are committed, the items after it are not looked at.
+        """
+        changed: list[bool] = []
+        error: InvalidUpdateError | None = None
         with self._lock:
             try:
                 with transaction(self.db) as conn:
-                    entry = self._entry(conn, doc_id, must_exist=False)
-                    before = entry.doc.oplog_vv
-                    pending = False
-                    for blob in blobs:
+                    for doc_id, blobs in items:
+                        conn.execute("SAVEPOINT covey_import")
                         try:
-                            status = entry.doc.import_(bytes(blob))
-                        except BaseException as exc:  # loro raises bare BaseException
-                            if isinstance(exc, NOT_LORO_ERRORS):
-                                raise
-                            raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
-                        pending = pending or status.pending is not None
-                    if entry.doc.oplog_vv == before and not pending:
-                        return False
-                    applied = bool(entry.doc.oplog_vv.to_spans().inner())
-                    if applied and not self._valid(doc_id, entry.doc):
-                        raise InvalidUpdateError(
-                            f"refused update for {doc_id}: not a well-formed document of that id"
-                        )
-                    for blob in blobs:
-                        self._append(conn, doc_id, entry, bytes(blob), None, source)
+                            changed.append(self._import_one(conn, doc_id, blobs, source))
+                        except InvalidUpdateError as exc:
+                            conn.execute("ROLLBACK TO covey_import")
+                            self._docs.pop(doc_id, None)  # the import may have reached memory
+                            error = exc
+                            break
+                        finally:
+                            conn.execute("RELEASE covey_import")
             except BaseException:
-                self._docs.pop(doc_id, None)  # the import may have reached memory: forget it
+                for doc_id, _ in items:  # nothing was committed: forget what reached memory
+                    self._docs.pop(doc_id, None)
                 raise
-        self._emit(StoreEvent(doc_id, origin, source=source))
+        for (doc_id, _), was_new in zip(items, changed):
+            if was_new:
+                self._emit(StoreEvent(doc_id, origin, source=source))
+        return changed, error
+
+    def _import_one(
+        self, conn: sqlite3.Connection, doc_id: str, blobs: Sequence[bytes], source: str | None
+    ) -> bool:
+        if not DOC_ID.fullmatch(doc_id):
+            raise InvalidUpdateError(f"refused update: {doc_id[:40]!r} is not a document id")
+        entry = self._entry(conn, doc_id, must_exist=False)
+        before = entry.doc.oplog_vv
+        pending = False
+        for blob in blobs:
+            try:
+                status = entry.doc.import_(bytes(blob))
+            except BaseException as exc:  # loro raises bare BaseException
+                if isinstance(exc, NOT_LORO_ERRORS):
+                    raise
+                raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
+            pending = pending or status.pending is not None
+        if entry.doc.oplog_vv == before and not pending:
+            return False
+        applied = bool(entry.doc.oplog_vv.to_spans().inner())
+        if applied and not self._valid(doc_id, entry.doc):
+            raise InvalidUpdateError(
+                f"refused update for {doc_id}: not a well-formed document of that id"
+            )
+        for blob in blobs:
+            self._append(conn, doc_id, entry, bytes(blob), None, source)
         return True
 
     def _valid(self, doc_id: str, doc: LoroDoc) -> bool:

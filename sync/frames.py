@@ -31,6 +31,11 @@ class FrameType(enum.IntEnum):
     PONG = 7
     ERROR = 8
     PAIR = 9
+    PLAN = 10  # how many documents the catch-up that follows will send
+
+
+class FrameTooLarge(ValueError):
+    """We tried to encode a frame over a limit: a bug in the sender (split or batch by bytes)."""
 
 
 class FrameError(Exception):
@@ -47,10 +52,10 @@ class Frame:
 def encode(frame: Frame) -> bytes:
     header = json.dumps(frame.header, separators=(",", ":")).encode("utf-8")
     if len(header) > MAX_HEADER:
-        raise ValueError(f"frame header of {len(header)} bytes is too large")
+        raise FrameTooLarge(f"frame header of {len(header)} bytes is too large")
     length = PREFIX.size + len(header) + len(frame.body)
     if length > MAX_FRAME:
-        raise ValueError(f"frame of {length} bytes exceeds {MAX_FRAME}; split the payload")
+        raise FrameTooLarge(f"frame of {length} bytes exceeds {MAX_FRAME}; split the payload")
     return LENGTH.pack(length) + PREFIX.pack(frame.type, len(header)) + header + frame.body
 
 

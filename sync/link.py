@@ -5,7 +5,11 @@ store gained since the connection began: it tails the store's update log (SQLite
 this covers every local process and every other peer) and sends each new update to the peer,
 except those that came from that peer. A slow peer is given at most `window` unacknowledged
 bytes; the rest waits in the log, and when sending resumes consecutive updates of one document
-go out together as one message (coalesced).
+go out together as one message (coalesced). The catch-up (documents the peer lacked when the
+session began) is drained under the same window.
+
+What arrives in one read is persisted in one transaction (a catch-up brings thousands of
+documents: one commit each would be bound by the disk), then acknowledged.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from __future__ import annotations
 import logging
 import time
 
-from app.errors import InvalidUpdateError, StoreError
+from app.errors import StoreError
 from sync.docstore import DocumentStore
-from sync.protocol import Acknowledged, CaughtUp, Closed, Event, PeerHello, Session, UpdateReceived
+from sync.protocol import (Acknowledged, CatchUpPlanned, CaughtUp, Closed, Event, PeerHello,
+                           Session, UpdateReceived)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,9 @@ class Link:
         self.closed: Closed | None = None
         self.received_updates = 0
         self.changed_docs: set[str] = set()
+        # Progress of the peer's catch-up towards us: documents planned, and arrived so far.
+        self.catch_up_total: int | None = None
+        self.catch_up_done = 0
         self._folded_sent: dict[str, int] = {}
 
     @property
@@ -50,37 +58,55 @@ class Link:
         events = []
         while (event := self.session.next_event()) is not None:
             events.append(event)
-            if isinstance(event, UpdateReceived):
-                self._persist(event)
+        updates = [e for e in events if isinstance(e, UpdateReceived)]
+        if updates:
+            self._persist(updates)
+            while (event := self.session.next_event()) is not None:  # (a refusal closes it)
+                events.append(event)
+        for event in events:
+            if isinstance(event, CatchUpPlanned):
+                self.catch_up_total, self.catch_up_done = event.documents, 0
             elif isinstance(event, CaughtUp):
                 self.caught_up = True
                 self.caught_up_at = time.perf_counter()
+                self.catch_up_total = None
             elif isinstance(event, Closed):
                 self.closed = event
-            elif isinstance(event, (PeerHello, Acknowledged)):
+            elif isinstance(event, (PeerHello, Acknowledged, UpdateReceived)):
                 pass
         return events
 
-    def _persist(self, event: UpdateReceived) -> None:
+    def _persist(self, updates: list[UpdateReceived]) -> None:
+        """Store what arrived (one transaction), then acknowledge exactly what was stored."""
+        items = [(u.doc_id, u.blobs) for u in updates]
         try:
-            changed = self.store.import_updates(event.doc_id, event.blobs, source=self.peer_device)
-        except InvalidUpdateError as exc:
-            log.warning("refusing update from %s: %s", self.peer_device, exc)
-            self.session.close(f"refused your update: {exc}")
-            return
+            changed, error = self.store.import_many(items, source=self.peer_device)
         except StoreError as exc:  # our disk, not their fault: stop without acknowledging
+            log.warning("cannot store updates from %s: %s", self.peer_device, exc)
             self.session.close(f"cannot store updates right now: {exc}")
             return
-        self.received_updates += 1
-        if changed:
-            self.changed_docs.add(event.doc_id)
-        self.session.acknowledge(event.ack)
+        stored = len(changed)
+        for update, was_new in zip(updates[:stored], changed):
+            self.received_updates += 1
+            if was_new:
+                self.changed_docs.add(update.doc_id)
+            self.session.acknowledge(update.ack)
+        if self.catch_up_total is not None:
+            self.catch_up_done += stored
+        if error is not None:
+            log.warning("refusing update from %s: %s", self.peer_device, error)
+            self.session.close(f"refused your update: {error}")
 
     def push(self) -> int:
         """Send updates the store gained since the last push; returns how many were sent."""
         if self.session.state not in ("syncing", "live"):
             return 0
         sent = 0
+        while self.session.catching_up:
+            room = self.window - sum(self.session.in_flight.values())
+            if room <= 0:
+                break
+            sent += self.session.send_catch_up(room)
         for doc_id, upto in self.store.folded_after(self.cursor):
             if self._folded_sent.get(doc_id) == upto:
                 continue

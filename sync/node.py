@@ -4,6 +4,11 @@ Exactly one process per device runs it (a lock file says which). It accepts TLS 
 (members sync; certificate-less clients may only pair), dials the addresses it knows with
 backoff and jitter, and wakes every connection when the store changes — in this process, in
 another process on the device (SQLite is the bus: polled), or through another peer.
+
+It dials every known address at once on start (typed ones, and where members said they
+listen), and any contact from a member resets the backoff towards it, so a restarted peer is
+back within moments. No failure in a dial loop or a session escapes: it is reported (once, then
+rate-limited), the connection ends with a reason that `covey devices` shows, and dialling goes on.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import logging
 import os
 import random
 import ssl
-import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import CoveyError
-from sync import household, pair_flow
+from sync import errors, household, pair_flow, peer_state
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
 from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
@@ -29,7 +33,7 @@ from sync.link import Link
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
 from sync.store import HOUSEHOLD_DOC, Store, StoreEvent
 from sync.tls import client_context, peer_fingerprint, server_context
-from sync.transport import Connection, Timing, run_connection
+from sync.transport import STREAM_LIMIT, Connection, Timing, run_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +75,7 @@ class Node:
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: dict[tuple[str, int], str] = {}  # address → device id once known
+        self._redial: dict[tuple[str, int], asyncio.Event] = {}  # set: dial again now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
         self._trusted: dict[str, household.Device] = {}
@@ -89,6 +94,7 @@ class Node:
             lambda: household.ensure(self.store, self.identity, self.name))
         await self._refresh_trust()
         await self._run(self.store.sync_digest)  # computed once now, cached for every hello
+        await self._run(lambda: peer_state.all_offline(self.store))
         unsubscribe = self.store.subscribe(self._on_store_event)
         server = None
         try:
@@ -99,15 +105,16 @@ class Node:
                     # ClientHello to the stream's buffer). Revocation cannot remove an anchor
                     # from a live context, so the handshake is followed by a pin check.
                     server = await asyncio.start_server(
-                        self._accept, host, port, ssl=self._server_ctx, ssl_handshake_timeout=10)
+                        self._accept, host, port, ssl=self._server_ctx, ssl_handshake_timeout=10,
+                        limit=STREAM_LIMIT)
                 except OSError as exc:
                     raise NodeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 self.bound = server.sockets[0].getsockname()[:2]
                 log.info("listening on %s:%s as %s", *self.bound, self.identity.device_id)
             if self.options.mdns and self.bound:
                 await self._start_discovery()
-            addresses = set(self.options.peers) | set(await self._run(self._stored_addresses))
-            for address in sorted(addresses):
+            for address in sorted(set(self.options.peers)
+                                  | set(await self._run(self._stored_addresses))):
                 self.dial(address)
             self._spawn(self._watch())
             if ready is not None:
@@ -134,8 +141,29 @@ class Node:
         task.add_done_callback(self._tasks.discard)
 
     def _stored_addresses(self) -> list[tuple[str, int]]:
-        rows = self.store.db.conn.execute("SELECT address FROM peer_addresses").fetchall()
-        return [parse_address(r[0]) for r in rows]
+        members = {d.device_id for d in self._trusted.values()}
+        found = []
+        for text in peer_state.known_addresses(self.store, members):
+            try:
+                found.append(parse_address(text))
+            except NodeError:
+                log.warning("ignoring a stored peer address that is not HOST:PORT: %r", text)
+        return found
+
+    def advertise(self, model: str, tok_s: float) -> None:
+        """What this device can run changed (its model finished loading): tell the LAN.
+
+        Thread-safe; the household document (synced) is updated by the caller.
+        """
+        self.options.model, self.options.tok_s = model, tok_s
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: self._spawn(self._update_advert()))
+
+    async def _update_advert(self) -> None:
+        if self.discovery is not None:
+            await self.discovery.update(can_run_models=bool(self.options.model),
+                                        model=self.options.model, tok_s=self.options.tok_s)
 
     # -- store changes ----------------------------------------------------------------------
 
@@ -151,25 +179,36 @@ class Node:
             self._spawn(self._refresh_trust())
 
     async def _watch(self) -> None:
+        """The node's heartbeat; a failed round is reported and the next one runs as usual."""
         ticks = 0
         while True:
             await asyncio.sleep(self.options.poll_interval)
-            for doc_id in await self._run(self.store.poll):
-                self._changed(doc_id)
             ticks += 1
-            if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
-                for address in await self._run(self._stored_addresses):
-                    self.dial(address)
-            if self.discovery is not None and ticks % 5 == 0:
-                pairing_open = await self._run(self._offer_open)
-                if pairing_open != self.discovery.advert.pairing:
-                    await self.discovery.update(pairing=pairing_open)
+            try:
+                await self._watch_round(ticks)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors.report("node upkeep", f"{type(exc).__name__}: {exc}", exc)
+
+    async def _watch_round(self, ticks: int) -> None:
+        for doc_id in await self._run(self.store.poll):
+            self._changed(doc_id)
+        if ticks % 5 == 0 and self.connections:  # presence and catch-up progress, twice a second
+            presences = [peer_state.Presence(d, c.last_heard, c.link.catch_up_total,
+                                             c.link.catch_up_done)
+                         for d, c in self.connections.items()]
+            await self._run(lambda: peer_state.heard(self.store, presences))
+        if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
+            for address in await self._run(self._stored_addresses):
+                self.dial(address)
+        if self.discovery is not None and ticks % 5 == 0:
+            pairing_open = await self._run(self._offer_open)
+            if pairing_open != self.discovery.advert.pairing:
+                await self.discovery.update(pairing=pairing_open)
 
     def _offer_open(self) -> bool:
-        row = self.store.db.conn.execute(
-            "SELECT 1 FROM pairing_offers WHERE state = 'open' AND expires_at > ?", [time.time()]
-        ).fetchone()
-        return row is not None
+        return peer_state.pairing_open(self.store)
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -203,16 +242,7 @@ class Node:
         await self._run(fn)
 
     def _record_seen(self, seen: Seen) -> None:
-        self.store.db.conn.execute(
-            "INSERT INTO peers_seen (name, device_prefix, household_hash, addresses, port,"
-            " can_run_models, model, tok_s, online, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(name) DO UPDATE SET addresses = excluded.addresses, port = excluded.port,"
-            " household_hash = excluded.household_hash, can_run_models = excluded.can_run_models,"
-            " model = excluded.model, tok_s = excluded.tok_s, online = excluded.online,"
-            " last_seen = excluded.last_seen",
-            [seen.name, seen.device_prefix, seen.household_hash, ",".join(seen.addresses),
-             seen.port, int(seen.can_run_models), seen.model, seen.tok_s, int(seen.online),
-             time.time()])
+        peer_state.record_seen(self.store, seen)
 
     async def _refresh_trust(self) -> None:
         self._trusted = await self._run(lambda: household.trusted(self.store))
@@ -266,32 +296,50 @@ class Node:
     def dial(self, address: tuple[str, int]) -> None:
         if address not in self._dialing:
             self._dialing[address] = ""
+            self._redial[address] = asyncio.Event()
             self._spawn(self._dial_forever(address))
+
+    def _contact_from(self, device_id: str) -> None:
+        """A member reached us: whatever backoff we had towards it is over."""
+        for address, known in self._dialing.items():
+            if known == device_id:
+                self._redial[address].set()
 
     async def _dial_forever(self, address: tuple[str, int]) -> None:
         low, high = self.options.backoff
         delay = low
+        redial = self._redial[address]
         while True:
             known = self._dialing.get(address)
             if known and known in self.connections:  # already connected (they dialled us)
                 await asyncio.sleep(1.0)
+                delay = low
                 continue
             reached = False
             try:
                 reached = await self._dial_once(address)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("dial %s:%s failed: %s", *address, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything else is a bug or our store: report, go on
+                errors.report(f"dialling {address[0]}:{address[1]}",
+                              f"{type(exc).__name__}: {exc}", exc)
             if reached:
                 delay = low  # the peer is there: reconnect promptly
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, high)
+            redial.clear()
+            try:
+                await asyncio.wait_for(redial.wait(), delay * random.uniform(0.5, 1.5))
+                delay = low
+            except TimeoutError:
+                delay = min(delay * 2, high)
 
     async def _dial_once(self, address: tuple[str, int]) -> bool:
         """One connection to `address`; True if a household member answered there."""
         pems = [d.cert_pem for d in self._trusted.values()]
         ctx = client_context(self.identity, pems)
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(address[0], address[1], ssl=ctx), 10)
+            asyncio.open_connection(address[0], address[1], ssl=ctx, limit=STREAM_LIMIT), 10)
         fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
         member = self._trusted.get(fp or "")
         if member is None or member.device_id == self.identity.device_id:
@@ -304,19 +352,27 @@ class Node:
 
     async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     device_id: str, initiator: str, address: str) -> bool:
+        self._contact_from(device_id)
         session = await self._run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
-        closed = await run_connection(conn, reader, self.executor, self.options.timing, self._event)
-        if self.connections.get(device_id) is conn:
-            del self.connections[device_id]
-            await self._run(lambda: self._status(device_id, address, online=False))
-        if closed is not None:
-            log.info("sync with %s ended: %s", device_id, closed.reason)
+        try:
+            await run_connection(conn, reader, self.executor, self.options.timing, self._event)
+        finally:  # however it ended, it is no longer a connection (and says why)
+            closed = conn.link.closed
+            reason = conn.error or (closed.reason if closed else "connection closed")
+            if self.connections.get(device_id) is conn:
+                del self.connections[device_id]
+                if reason != "duplicate connection":
+                    await self._run(lambda: peer_state.disconnected(
+                        self.store, device_id, conn.last_heard, reason))
+            log.info("sync with %s ended: %s", device_id, reason)
         return conn.link.session.peer is not None
 
     def _hello(self) -> Hello:
+        listen = self.bound[1] if self.bound else 0
         return Hello(device=self.identity.device_id, household=self._household_id,
-                     epoch=self.store.epoch, instance=INSTANCE, digest=self.store.sync_digest())
+                     epoch=self.store.epoch, instance=INSTANCE, digest=self.store.sync_digest(),
+                     name=self.name[:64], listen=listen)
 
     async def _event(self, conn: Connection, event: Event) -> None:
         expected = conn.device
@@ -335,18 +391,12 @@ class Node:
                 if loser is conn:
                     return
             self.connections[expected] = conn
-            await self._run(lambda: self._status(expected, conn.address, online=True))
+            host = conn.address.rpartition(":")[0].strip("[]")
+            listening = f"{host}:{event.hello.listen}" if event.hello.listen else None
+            await self._run(lambda: peer_state.connected(self.store, expected, conn.address,
+                                                         listening))
         elif isinstance(event, CaughtUp):
-            await self._run(lambda: self._status(expected, conn.address, online=True, synced=True))
-
-    def _status(self, device_id: str, address: str, online: bool, synced: bool = False) -> None:
-        now = time.time()
-        self.store.db.conn.execute(
-            "INSERT INTO peer_status (device_id, address, last_seen, last_sync, online)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET address = excluded.address,"
-            " last_seen = excluded.last_seen, online = excluded.online,"
-            " last_sync = COALESCE(excluded.last_sync, peer_status.last_sync)",
-            [device_id, address, now, now if synced else None, int(online)])
+            await self._run(lambda: peer_state.caught_up(self.store, expected))
 
 
 INSTANCE = os.urandom(8).hex()

@@ -4,8 +4,14 @@ Feed it what arrived (`receive_data`), take events out (`next_event`), send what
 (`data_to_send`). Flow, the same on both sides:
 
     HELLO  ──►  equal digests: live at once
-                otherwise: INDEX (document, version)… ──► UPDATEs the peer lacks ──► CAUGHT_UP
+                otherwise: INDEX (document, version)… ──► PLAN (how many documents follow)
+                           ──► UPDATEs the peer lacks, as the send window allows ──► CAUGHT_UP
     live:  UPDATE (pushed as commits happen) ◄──► ACK once the receiver has persisted it
+
+Every frame is sized by bytes, never by a count of entries. The catch-up is a queue of document
+ids that the caller drains (`send_catch_up`) while its window of unacknowledged bytes allows, so
+neither side ever holds the whole difference in memory; the receiver persists each document as
+it comes, so a catch-up cut short resumes where it stopped.
 
 Anything the peer gets wrong ends the session: an ERROR frame with the reason is queued for the
 peer, a `Closed` event is emitted, and nothing more is accepted. The replica (the store) is only
@@ -16,6 +22,7 @@ to persist — and only then to `acknowledge`.
 from __future__ import annotations
 
 import itertools
+import json
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,13 +30,18 @@ from typing import Any, Protocol
 
 from app.errors import CoveyError
 from sync.frames import MAX_FRAME, Frame, FrameDecoder, FrameError, FrameType, encode
+from sync.protocol_events import (PROTOCOL_VERSIONS, SCHEMA_VERSION, Acknowledged, CatchUpPlanned,
+                                  CaughtUp, Closed, Event, Hello, LocalProtocolError, PeerHello,
+                                  ProtocolViolation, UpdateReceived)
 
-PROTOCOL_VERSIONS = (1,)
-SCHEMA_VERSION = 1
+__all__ = ["PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged", "CatchUpPlanned", "CaughtUp",
+           "Closed", "Event", "Hello", "LocalProtocolError", "PeerHello", "ProtocolViolation",
+           "Replica", "Session", "UpdateReceived"]
+
 PART_SIZE = MAX_FRAME - 4096  # body bytes per UPDATE frame, leaving room for the header
 MAX_UPDATE = 256 << 20  # a reassembled update larger than this is refused
 MAX_INDEX_ENTRIES = 5_000_000
-INDEX_BATCH = 4000  # entries per INDEX frame
+INDEX_PART = MAX_FRAME - 1024  # body bytes per INDEX frame (its entries, as JSON)
 
 
 class Replica(Protocol):
@@ -38,75 +50,6 @@ class Replica(Protocol):
     def sync_index(self) -> list[tuple[str, bytes]]: ...
     def lacks(self, doc_id: str, their_version: bytes | None) -> bool: ...
     def export_updates(self, doc_id: str, since: bytes | None = None) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class Hello:
-    device: str
-    household: str
-    epoch: str
-    instance: str
-    digest: str  # hex
-    protocols: tuple[int, ...] = PROTOCOL_VERSIONS
-    schema: int = SCHEMA_VERSION
-
-    def to_header(self) -> dict[str, Any]:
-        return {"protocols": list(self.protocols), "schema": self.schema, "device": self.device,
-                "household": self.household, "epoch": self.epoch, "instance": self.instance,
-                "digest": self.digest}
-
-    @classmethod
-    def from_header(cls, h: dict[str, Any]) -> Hello:
-        protocols = h.get("protocols")
-        strings = [h.get(k) for k in ("device", "household", "epoch", "instance", "digest")]
-        if (not isinstance(protocols, list) or not all(type(p) is int for p in protocols)
-                or type(h.get("schema")) is not int
-                or not all(isinstance(s, str) and len(s) <= 256 for s in strings)):
-            raise ProtocolViolation("malformed HELLO")
-        device, household, epoch, instance, digest = strings
-        return cls(device, household, epoch, instance, digest, tuple(protocols), h["schema"])  # type: ignore[arg-type]
-
-
-# -- events -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PeerHello:
-    hello: Hello
-
-
-@dataclass(frozen=True)
-class UpdateReceived:
-    ack: int
-    doc_id: str
-    blobs: list[bytes]
-
-
-@dataclass(frozen=True)
-class Acknowledged:
-    ack: int
-    size: int
-
-
-@dataclass(frozen=True)
-class CaughtUp:
-    """The peer has sent everything it had that we lacked when the session began."""
-
-
-@dataclass(frozen=True)
-class Closed:
-    reason: str
-    by_peer: bool
-
-
-Event = PeerHello | UpdateReceived | Acknowledged | CaughtUp | Closed
-
-
-class ProtocolViolation(Exception):
-    """The peer broke the protocol (RemoteProtocolError in h11's words)."""
-
-
-class LocalProtocolError(Exception):
-    """We used the session wrongly."""
 
 
 @dataclass
@@ -130,6 +73,7 @@ class Session:
         self._out = bytearray()
         self._events: deque[Event] = deque()
         self._peer_index: dict[str, bytes] = {}
+        self._catch_up: deque[tuple[str, bytes | None]] | None = None  # (doc, their version)
         self._partial: _Partial | None = None
         self._ack_ids = itertools.count(1)
         self.in_flight: dict[int, int] = {}  # ack id → bytes, sent and not yet acknowledged
@@ -196,6 +140,37 @@ class Session:
         if self.state != "closed":
             self._send(Frame(FrameType.ACK, {"ack": ack}))
 
+    @property
+    def catching_up(self) -> int:
+        """Documents still to send in the catch-up (0 when none is under way)."""
+        return len(self._catch_up) if self._catch_up else 0
+
+    def send_catch_up(self, max_bytes: int) -> int:
+        """Send queued catch-up documents until about `max_bytes` went out; returns how many.
+
+        The caller decides how much: it drains the queue only while its window of
+        unacknowledged bytes allows. CAUGHT_UP follows the last document.
+        """
+        queue, sent, size = self._catch_up, 0, 0
+        if queue is None or self.state not in ("syncing", "live"):
+            return 0
+        try:
+            while queue and size < max_bytes:
+                doc_id, theirs = queue.popleft()
+                if not self.replica.lacks(doc_id, theirs):
+                    continue  # (it arrived there meanwhile, through another peer)
+                update = self.replica.export_updates(doc_id, theirs)
+                self.send_update(doc_id, [update])
+                size += len(update)
+                sent += 1
+        except CoveyError as exc:  # e.g. a version vector of theirs the store cannot read
+            self._close(f"protocol violation: bad INDEX: {exc}", by_peer=False)
+            return sent
+        if not queue:
+            self._catch_up = None
+            self._send(Frame(FrameType.CAUGHT_UP))
+        return sent
+
     def ping(self, nonce: int) -> None:
         if self.state != "closed":
             self._send(Frame(FrameType.PING, {"n": nonce}))
@@ -225,6 +200,7 @@ class Session:
             return
         handler = {
             FrameType.INDEX: self._on_index,
+            FrameType.PLAN: self._on_plan,
             FrameType.UPDATE: self._on_update,
             FrameType.ACK: self._on_ack,
             FrameType.CAUGHT_UP: self._on_caught_up,
@@ -257,16 +233,29 @@ class Session:
             self._events.append(CaughtUp())
             return
         self.state = "syncing"
-        entries = self.replica.sync_index()
-        for i in range(0, max(len(entries), 1), INDEX_BATCH):
-            batch = [[doc, vv.hex()] for doc, vv in entries[i : i + INDEX_BATCH]]
-            last = i + INDEX_BATCH >= len(entries)
-            self._send(Frame(FrameType.INDEX, {"entries": batch, "last": last}))
+        part: list[bytes] = []
+        size = 2
+        for doc, vv in self.replica.sync_index():
+            entry = json.dumps([doc, vv.hex()], separators=(",", ":")).encode()
+            if part and size + len(entry) + 1 > INDEX_PART:
+                self._send_index(part, last=False)
+                part, size = [], 2
+            part.append(entry)
+            size += len(entry) + 1
+        self._send_index(part, last=True)
+
+    def _send_index(self, entries: list[bytes], last: bool) -> None:
+        body = b"[" + b",".join(entries) + b"]"
+        self._send(Frame(FrameType.INDEX, {"last": last}, body))
 
     def _on_index(self, frame: Frame) -> None:
         if self.state != "syncing":
             raise ProtocolViolation("INDEX outside of catch-up")
-        entries, last = frame.header.get("entries"), frame.header.get("last")
+        last = frame.header.get("last")
+        try:
+            entries = json.loads(frame.body)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise ProtocolViolation("INDEX entries are not JSON") from None
         if not isinstance(entries, list) or not isinstance(last, bool):
             raise ProtocolViolation("malformed INDEX")
         for entry in entries:
@@ -281,18 +270,27 @@ class Session:
             raise ProtocolViolation("INDEX too large")
         if last:
             try:
-                self._send_what_peer_lacks()
+                self._plan_catch_up()
             except CoveyError as exc:  # e.g. a version vector the store cannot read
                 raise ProtocolViolation(f"bad INDEX: {exc}") from None
 
-    def _send_what_peer_lacks(self) -> None:
+    def _plan_catch_up(self) -> None:
+        """Queue the documents the peer lacks; they go out as the caller's window allows."""
+        queue: deque[tuple[str, bytes | None]] = deque()
         for doc_id, ours in self.replica.sync_index():
             theirs = self._peer_index.get(doc_id)
-            if theirs == ours or not self.replica.lacks(doc_id, theirs):
-                continue
-            self.send_update(doc_id, [self.replica.export_updates(doc_id, theirs or None)])
+            if theirs != ours and self.replica.lacks(doc_id, theirs):
+                queue.append((doc_id, theirs or None))
         self._peer_index.clear()
-        self._send(Frame(FrameType.CAUGHT_UP))
+        self._send(Frame(FrameType.PLAN, {"documents": len(queue)}))
+        self._catch_up = queue
+        self.send_catch_up(0)  # nothing to send: CAUGHT_UP at once
+
+    def _on_plan(self, frame: Frame) -> None:
+        documents = frame.header.get("documents")
+        if self.state != "syncing" or type(documents) is not int or documents < 0:
+            raise ProtocolViolation("malformed PLAN")
+        self._events.append(CatchUpPlanned(documents))
 
     def _on_caught_up(self, frame: Frame) -> None:
         if self.state != "syncing":
@@ -344,4 +342,5 @@ class Session:
             self._send(Frame(FrameType.ERROR, {"reason": reason[:500]}))
         self.state = "closed"
         self._partial = None
+        self._catch_up = None
         self._events.append(Closed(reason, by_peer))

@@ -2,30 +2,38 @@
 
 All session and store work runs on the node's single store thread (never on the event loop, and
 never two at once), so the event loop only waits on sockets and timers.
+
+Liveness is ours to judge, on our own monotonic clock: with nothing else to send we ping every
+`keepalive` seconds, and a peer we hear nothing from for `dead_after` seconds is dead (frozen,
+unplugged, killed without its socket closing). Anything that goes wrong inside a session — our
+bug or our disk — ends that connection with a reason; it never escapes as a traceback loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from sync import errors
 from sync.link import Link
 from sync.protocol import Closed, Event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 20  # up to this much is persisted per transaction during a catch-up
+STREAM_LIMIT = 1 << 20  # asyncio's stream buffer (the default 64 KiB caps each read)
 
 
 @dataclass
 class Timing:
-    keepalive: float = 15.0  # ping after this long without pushing anything
-    dead_after: float = 45.0  # silence from the peer for this long: the connection is dead
-    drain_timeout: float = 60.0  # a peer that reads nothing for this long is dropped
+    keepalive: float = 2.0  # ping after this long without sending anything
+    dead_after: float = 7.0  # silence from the peer for this long: the connection is dead
+    drain_timeout: float = 30.0  # a peer that reads nothing for this long is dropped
 
 
 @dataclass
@@ -37,6 +45,8 @@ class Connection:
     device: str  # the peer's device id, from its certificate
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     closing: bool = False
+    last_heard: float = field(default_factory=time.time)  # wall clock: shown as "last seen"
+    error: str | None = None  # why it ended, when it was not the session's own decision
 
     def close(self) -> None:
         self.closing = True
@@ -82,6 +92,8 @@ async def run_connection(
             except TimeoutError:
                 await run(lambda: conn.link.session.close("no sign of life (keepalive timeout)"))
                 data = b""
+            if data:
+                conn.last_heard = time.time()
             events, out = await run(lambda: receive_and_reply(data))
             await send(out)
             for event in events:
@@ -112,7 +124,16 @@ async def run_connection(
             await asyncio.gather(*tasks, return_exceptions=True)
         await send(await run(conn.link.outgoing))  # a last ERROR frame, if any
     except (ConnectionError, TimeoutError, OSError) as exc:
-        log.info("connection to %s ended: %s", conn.address, exc)
+        conn.error = f"connection lost ({exc or type(exc).__name__})"
+        log.info("connection to %s ended: %s", conn.address, conn.error)
+    except Exception as exc:  # a bug or our store failing: end this connection, loudly, once
+        conn.error = f"internal error: {type(exc).__name__}: {exc}"
+        errors.report(f"session with {conn.device}", conn.error, exc)
+        try:
+            await run(lambda: conn.link.session.close(conn.error or "internal error"))
+            await asyncio.wait_for(send(conn.link.outgoing()), 1.0)
+        except Exception:  # the link is already broken: nothing more to tell the peer
+            pass
     finally:
         conn.close()
     return conn.link.closed

@@ -29,11 +29,13 @@ def hello_for(store: Store, household: str = "H") -> Hello:
 
 
 def pump(a: tuple[Store, Session], b: tuple[Store, Session], rounds: int = 50) -> list:
-    """Move bytes both ways until quiet; persist and ack updates like the transport does."""
+    """Move bytes both ways until quiet; persist and ack updates like the transport does (and
+    drain the catch-up as a Link would, here with no window)."""
     events = []
     for _ in range(rounds):
         moved = False
         for (src_store, src), (dst_store, dst) in ((a, b), (b, a)):
+            src.send_catch_up(1 << 40)
             data = src.data_to_send()
             if data:
                 moved = True

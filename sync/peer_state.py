@@ -1,0 +1,97 @@
+"""What the node records about other devices, in local (unsynced) tables of the store.
+
+`peer_status`: members we connected to — online, where they listen, when we last heard from
+them, when we were last caught up, why the last session ended, and how far a catch-up from them
+has come. `peers_seen`: devices seen by mDNS. Readers (`covey devices/peers/status`, the terminal
+app) go through `app.household_status`, so they all tell the same story.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sync.discovery import Seen
+from sync.store import Store
+
+
+@dataclass(frozen=True)
+class Presence:
+    """One live connection's state, as the node writes it every moment."""
+
+    device_id: str
+    last_heard: float
+    catch_up_total: int | None
+    catch_up_done: int
+
+
+def connected(store: Store, device_id: str, address: str, listen_address: str | None) -> None:
+    """A session with `device_id` began (its HELLO arrived)."""
+    now = time.time()
+    store.db.conn.execute(
+        "INSERT INTO peer_status (device_id, address, listen_address, last_seen, online,"
+        " last_error) VALUES (?, ?, ?, ?, 1, NULL) ON CONFLICT(device_id) DO UPDATE SET"
+        " address = excluded.address, last_seen = excluded.last_seen, online = 1,"
+        " listen_address = COALESCE(excluded.listen_address, peer_status.listen_address),"
+        " last_error = NULL, catch_up_total = NULL, catch_up_done = NULL",
+        [device_id, listen_address or address, listen_address, now])
+
+
+def caught_up(store: Store, device_id: str) -> None:
+    now = time.time()
+    store.db.conn.execute(
+        "UPDATE peer_status SET last_sync = ?, last_seen = ?, catch_up_total = NULL,"
+        " catch_up_done = NULL WHERE device_id = ?", [now, now, device_id])
+
+
+def heard(store: Store, presences: Iterable[Presence]) -> None:
+    """Refresh last-seen and catch-up progress of the live connections (one transaction)."""
+    rows = [(p.last_heard, p.catch_up_total, p.catch_up_done if p.catch_up_total is not None
+             else None, p.device_id) for p in presences]
+    if rows:
+        store.db.conn.executemany(
+            "UPDATE peer_status SET last_seen = ?, catch_up_total = ?, catch_up_done = ?"
+            " WHERE device_id = ?", rows)
+
+
+def disconnected(store: Store, device_id: str, last_heard: float, reason: str | None) -> None:
+    store.db.conn.execute(
+        "UPDATE peer_status SET online = 0, last_seen = MAX(COALESCE(last_seen, 0), ?),"
+        " last_error = ?, catch_up_total = NULL, catch_up_done = NULL WHERE device_id = ?",
+        [last_heard, reason, device_id])
+
+
+def all_offline(store: Store) -> None:
+    """At node start: whatever a previous (perhaps killed) node left marked online is not."""
+    store.db.conn.execute("UPDATE peer_status SET online = 0, catch_up_total = NULL,"
+                          " catch_up_done = NULL WHERE online = 1 OR catch_up_total IS NOT NULL")
+
+
+def known_addresses(store: Store, members: set[str]) -> list[str]:
+    """Addresses worth dialling: typed by the user, and where members said they listen."""
+    typed = [r[0] for r in store.db.conn.execute("SELECT address FROM peer_addresses")]
+    learned = [r[1] for r in store.db.conn.execute(
+        "SELECT device_id, listen_address FROM peer_status WHERE listen_address IS NOT NULL")
+        if r[0] in members]
+    return list(dict.fromkeys(typed + learned))
+
+
+def record_seen(store: Store, seen: Seen) -> None:
+    store.db.conn.execute(
+        "INSERT INTO peers_seen (name, device_prefix, household_hash, addresses, port,"
+        " can_run_models, model, tok_s, online, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET addresses = excluded.addresses, port = excluded.port,"
+        " household_hash = excluded.household_hash, can_run_models = excluded.can_run_models,"
+        " model = excluded.model, tok_s = excluded.tok_s, online = excluded.online,"
+        " last_seen = excluded.last_seen",
+        [seen.name, seen.device_prefix, seen.household_hash, ",".join(seen.addresses),
+         seen.port, int(seen.can_run_models), seen.model, seen.tok_s, int(seen.online),
+         time.time()])
+
+
+def pairing_open(store: Store) -> bool:
+    row = store.db.conn.execute(
+        "SELECT 1 FROM pairing_offers WHERE state = 'open' AND expires_at > ?", [time.time()]
+    ).fetchone()
+    return row is not None
