@@ -82,7 +82,7 @@ def restore(store: Store, conv: Conversation) -> int:
     Importing twice adds nothing; importing a conversation that was deleted brings it back.
     """
     present: set[str] = set()
-    exists = conv.id in store.doc_ids()
+    exists = bool(store.version_vector(conv.id))  # (an index lookup: imports are big)
     if exists:
         current = store.conversation_document(conv.id)
         present = {m.id for m in current.messages} if current else set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from loro import LoroDoc
 
@@ -24,7 +25,12 @@ class JobWorker:
     def __init__(self, store: Store, model: ChatModel | None, params: GenerationParams,
                  serve_peers: bool, max_queue: int = 8) -> None:
         self.store = store
+        self.params = params
         self.runner = AttemptRunner(store, model, params) if model is not None else None
+        # Until `attach_model` (the model loads in the background), jobs wait instead of
+        # being refused.
+        self.loading = False
+        self.last_busy = time.monotonic()  # when a job last ran here
         self.serve_peers = serve_peers
         self.max_queue = max_queue
         self._wake = threading.Event()
@@ -34,6 +40,12 @@ class JobWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    def attach_model(self, model: ChatModel | None) -> None:
+        """The model finished loading (None: it could not; refuse jobs from now on)."""
+        self.runner = AttemptRunner(self.store, model, self.params) if model is not None else None
+        self.loading = False
+        self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -73,6 +85,8 @@ class JobWorker:
             if job is None or current is None or job.cancel or current.started:
                 continue
             if current.assignee == me:
+                if self.loading:
+                    continue  # it runs once the model is ready
                 mine += 1
                 from_peer = job.requested_by != me
                 if self.runner is None or (from_peer and (
@@ -84,6 +98,7 @@ class JobWorker:
                 log.info("running job %s (attempt %s) for %s", message_id, current.id,
                          job.requested_by)
                 self.runner.run(ref, current.id)
+                self.last_busy = time.monotonic()
             elif current.assignee == "" and job.requested_by == me:
                 peer = routing.best_peer(self.store)
                 if peer is not None:

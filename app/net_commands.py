@@ -35,29 +35,33 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
     lock.acquire()
     try:
         options = node_options(ctx, args.listen, args.peer)
-        if not args.no_model:
-            from app.speed import measured_speed
-
-            # Loaded now so the first request does not wait, and measured (once per model
-            # file, then cached) so peers can see how fast this device answers.
-            options.model, options.tok_s = measured_speed(ctx)
         household.ensure(ctx.store, ctx.identity, ctx.config.device_name)
-        household.set_capability(ctx.store, ctx.identity.device_id, options.model, options.tok_s,
-                                 serves=ctx.config.serve_peers and bool(options.model))
-        worker = JobWorker(ctx.store, None if args.no_model else ctx.model,
-                           ctx.assistant.params(), ctx.config.serve_peers, ctx.config.max_queue)
-        worker.start()
+        worker = JobWorker(ctx.store, None, ctx.assistant.params(), ctx.config.serve_peers,
+                           ctx.config.max_queue)
         node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
+        prep = None
+        if args.no_model:
+            household.set_capability(ctx.store, ctx.identity.device_id, "", 0.0, serves=False)
+        else:
+            from app.model_prep import ModelPrep
+
+            # Online at once: the node listens now, the model loads and is measured meanwhile
+            # (then advertised); jobs handed to us wait for it rather than being refused.
+            worker.loading = True
+            prep = ModelPrep(ctx, worker, node.advertise)
+        worker.start()
         try:
-            asyncio.run(_serve(node))
+            asyncio.run(_serve(node, prep.start if prep else None))
         finally:
+            if prep is not None:
+                prep.stop()
             worker.stop()
     finally:
         lock.release()
     return 0
 
 
-async def _serve(node: Node) -> None:
+async def _serve(node: Node, then: Callable[[], None] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,6 +71,8 @@ async def _serve(node: Node) -> None:
         where = f"{n.bound[0]}:{n.bound[1]}" if n.bound else "nowhere (dial only)"
         print(f"covey node {n.identity.device_id} ({n.name}) listening on {where}",
               file=sys.stderr, flush=True)
+        if then is not None:
+            then()
 
     await node.run(stop, ready)
     print("covey node stopped", file=sys.stderr, flush=True)

@@ -141,7 +141,8 @@ def _put_device(doc: LoroDoc, device_id: str, fingerprint: str, cert_pem: str, n
         entry.insert(key, value)
 
 
-def set_capability(store: Store, device_id: str, model: str, tok_s: float, serves: bool) -> None:
+def set_capability(store: Store, device_id: str, model: str, tok_s: float, serves: bool,
+                   measured_at: float | None = None) -> None:
     """What this device can run for others; synced so every member can route to it."""
     def put(doc: LoroDoc) -> None:
         entry = _device_map(doc, device_id)
@@ -149,6 +150,8 @@ def set_capability(store: Store, device_id: str, model: str, tok_s: float, serve
         cap.insert("model", model)
         cap.insert("tok_s", float(tok_s))
         cap.insert("serves", bool(serves))
+        if measured_at is not None:
+            cap.insert("measured_at", float(measured_at))
 
     store.write(HOUSEHOLD_DOC, put, touched=None)
 

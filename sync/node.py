@@ -365,7 +365,8 @@ class Node:
                 if reason != "duplicate connection":
                     await self._run(lambda: peer_state.disconnected(
                         self.store, device_id, conn.last_heard, reason))
-            log.info("sync with %s ended: %s", device_id, reason)
+            log.info("sync with %s ended (%d bytes sent, %d received): %s", device_id,
+                     conn.link.session.bytes_sent, conn.link.session.bytes_received, reason)
         return conn.link.session.peer is not None
 
     def _hello(self) -> Hello:
