@@ -134,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sync.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
                             help="conversations in the idle-reconnect stores (default 10000)")
 
+    bench_clone = bench_sub.add_parser(
+        "clone", parents=[common],
+        help="a new device receives a whole household: seconds, bytes, memory (two nodes)")
+    bench_clone.add_argument("--json", action="store_true", help="print JSON")
+    bench_clone.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
+                             help="conversations in the household (default 10000)")
+    bench_clone.add_argument("--messages", type=_positive_int, default=20, metavar="N",
+                             help="messages per conversation (default 20)")
+
     bench_delegate = bench_sub.add_parser(
         "delegate", parents=[common],
         help="lag per token and throughput of a generation run on another device (loopback)")

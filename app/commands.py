@@ -217,6 +217,12 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
         print_report(bench_delegate.run(ctx.model, max_tokens=args.max_tokens,
                                         rounds=args.rounds), args.json)
         return 0
+    if args.bench_target == "clone":
+        from app import bench_clone
+
+        print_report(bench_clone.run(args.conversations, args.messages,
+                                     progress=None if args.json else sys.stderr), args.json)
+        return 0
     if args.bench_target == "sync":
         from app import bench_sync
 

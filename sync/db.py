@@ -149,6 +149,12 @@ def m009_presence(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE peer_status ADD COLUMN {column}")
 
 
+def m010_search_index_in_bulk(db: sqlite_utils.Database) -> None:
+    """New messages are indexed for search by the view, a conversation per statement (twice as
+    fast as a trigger row by row); updates and deletes keep their triggers."""
+    db.execute("DROP TRIGGER messages_ai")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -159,6 +165,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m007_queued_index", m007_queued_index),
     ("m008_job_columns", m008_job_columns),
     ("m009_presence", m009_presence),
+    ("m010_search_index_in_bulk", m010_search_index_in_bulk),
 ]
 
 
@@ -173,6 +180,9 @@ def open_database(path: Path, migrations: list[tuple[str, Migration]] | None = N
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: a commit that returned is on disk; an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
+        # 32 MiB of page cache (default 2 MiB): a catch-up writes all over the message and
+        # search indexes, and misses there dominated its time.
+        conn.execute("PRAGMA cache_size = -32768")
         db = sqlite_utils.Database(conn)
         _check_is_covey(db, path)
         migrate(db, MIGRATIONS if migrations is None else migrations)

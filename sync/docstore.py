@@ -128,7 +128,7 @@ class DocumentStore(SyncReads):
                     result = mutate(entry.doc)
                     entry.doc.commit()
                     data = entry.doc.export(ExportMode.Updates(before))
-                    self._append(conn, doc_id, entry, data, touched)
+                    self._append(conn, doc_id, entry, [data], touched)
             except BaseException:
                 # The in-memory document may hold operations that never reached the disk:
                 # forget it, the next use reloads what was really committed.
@@ -139,21 +139,25 @@ class DocumentStore(SyncReads):
         return result
 
     def _append(
-        self, conn: sqlite3.Connection, doc_id: str, entry: _Loaded, data: bytes,
-        touched: set[str] | None, source: str | None = None,
+        self, conn: sqlite3.Connection, doc_id: str, entry: _Loaded, blobs: Sequence[bytes],
+        touched: set[str] | None, source: str | None = None, parsed: object = None,
     ) -> None:
-        cur = conn.execute(
-            "INSERT INTO updates (doc_id, data, source) VALUES (?, ?, ?)", [doc_id, data, source]
-        )
-        entry.seen_seq = max(entry.seen_seq, int(cur.lastrowid or 0))
-        entry.writes += 1
+        """Append update rows of one document, then its version and view, once for them all."""
+        for data in blobs:
+            cur = conn.execute(
+                "INSERT INTO updates (doc_id, data, source) VALUES (?, ?, ?)",
+                [doc_id, data, source])
+            entry.seen_seq = max(entry.seen_seq, int(cur.lastrowid or 0))
+            entry.writes += 1
         versions.record(conn, doc_id, entry.doc.oplog_vv)
-        self._after_append(conn, doc_id, entry.doc, touched)
+        self._after_append(conn, doc_id, entry.doc, touched, parsed)
 
     def _after_append(
-        self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None
+        self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None,
+        parsed: object = None,
     ) -> None:
-        """Called inside the write transaction after every appended update (view upkeep)."""
+        """Called inside the write transaction after appending (view upkeep); `parsed` is what
+        `_check` made of the document, if it was just checked."""
 
     # -- loading documents ----------------------------------------------------------------
 
@@ -284,16 +288,17 @@ class DocumentStore(SyncReads):
         if entry.doc.oplog_vv == before and not pending:
             return False
         applied = bool(entry.doc.oplog_vv.to_spans().inner())
-        if applied and not self._valid(doc_id, entry.doc):
+        parsed = self._check(doc_id, entry.doc) if applied else None
+        if applied and parsed is None:
             raise InvalidUpdateError(
                 f"refused update for {doc_id}: not a well-formed document of that id"
             )
-        for blob in blobs:
-            self._append(conn, doc_id, entry, bytes(blob), None, source)
+        self._append(conn, doc_id, entry, [bytes(b) for b in blobs], None, source, parsed)
         return True
 
-    def _valid(self, doc_id: str, doc: LoroDoc) -> bool:
-        """Whether `doc` has the shape its kind needs (subclasses know the kinds)."""
+    def _check(self, doc_id: str, doc: LoroDoc) -> object | None:
+        """What `doc` is if it has the shape its kind needs, else None (subclasses know the
+        kinds); handed on to `_after_append`, so a document is read once per import."""
         return True
 
     def poll(self) -> set[str]:

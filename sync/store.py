@@ -147,15 +147,16 @@ class Store(DocumentStore):
     def _set_meta(self, conv_id: str, **values: object) -> None:
         self.write(conv_id, lambda doc: schema.set_meta(doc, **values), touched=set())
 
-    def _valid(self, doc_id: str, doc: LoroDoc) -> bool:
+    def _check(self, doc_id: str, doc: LoroDoc) -> object | None:
         if doc_id == HOUSEHOLD_DOC:
             return True
-        return schema.read_conversation(doc_id, doc) is not None
+        return schema.read_conversation(doc_id, doc)
 
     def _after_append(
-        self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None
+        self, conn: sqlite3.Connection, doc_id: str, doc: LoroDoc, touched: set[str] | None,
+        parsed: object = None,
     ) -> None:
-        conv = schema.read_conversation(doc_id, doc)
+        conv = parsed if isinstance(parsed, Conversation) else schema.read_conversation(doc_id, doc)
         if conv is not None:
             view.refresh(conn, conv, touched)
 

@@ -52,6 +52,17 @@ def refresh(conn: sqlite3.Connection, conv: Conversation, touched: Iterable[str]
          int(conv.archived), conv.system_prompt, conv.created_by],
     )
     wanted = set(touched) if touched is not None else None
+    if wanted is None and conn.execute(
+            "SELECT 1 FROM messages WHERE conversation_id = ? LIMIT 1", [conv.id]).fetchone() is None:
+        # A conversation new to this view (a catch-up brings thousands): one plain insert.
+        conn.executemany(
+            "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
+            " model, status, parent_id, requested_by, attempts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            [_row(conv.id, position, m) for position, m in enumerate(conv.messages)])
+        conn.execute("INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages"
+                     " WHERE conversation_id = ?", [conv.id])
+        return
     for position, message in enumerate(conv.messages):
         if wanted is None or message.id in wanted:
             _upsert_message(conn, conv.id, position, message)
@@ -65,6 +76,16 @@ def refresh(conn: sqlite3.Connection, conv: Conversation, touched: Iterable[str]
 
 
 def _upsert_message(conn: sqlite3.Connection, conv_id: str, position: int, m: Message) -> None:
+    # New rows are indexed for search here (there is no insert trigger: indexing a whole
+    # conversation in one statement is twice as fast, and catch-ups bring thousands).
+    if conn.execute("SELECT 1 FROM messages WHERE id = ?", [m.id]).fetchone() is None:
+        cur = conn.execute(
+            "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
+            " model, status, parent_id, requested_by, attempts)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(conv_id, position, m))
+        conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
+                     [cur.lastrowid, m.text])
+        return
     # ON CONFLICT … DO UPDATE (not INSERT OR REPLACE) so the FTS update trigger fires.
     conn.execute(
         "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
@@ -75,9 +96,13 @@ def _upsert_message(conn: sqlite3.Connection, conv_id: str, position: int, m: Me
         " WHERE messages.text IS NOT excluded.text OR messages.status IS NOT excluded.status"
         " OR messages.position IS NOT excluded.position OR messages.device IS NOT excluded.device"
         " OR messages.attempts IS NOT excluded.attempts OR messages.model IS NOT excluded.model",
-        [m.id, conv_id, position, m.role, m.text, m.created_at, m.device, m.model, m.status,
-         m.parent_id, m.requested_by, m.attempts],
+        _row(conv_id, position, m),
     )
+
+
+def _row(conv_id: str, position: int, m: Message) -> list[object]:
+    return [m.id, conv_id, position, m.role, m.text, m.created_at, m.device, m.model, m.status,
+            m.parent_id, m.requested_by, m.attempts]
 
 
 def list_conversations(

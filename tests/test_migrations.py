@@ -47,11 +47,14 @@ def test_old_schema_with_data_is_migrated(tmp_path: Path) -> None:
     assert database.execute("SELECT doc_id FROM updates ORDER BY seq").fetchall() == [("d",), ("junk",)]
     # m004 indexed the version of the readable document (and skipped the unreadable one)
     assert versions.index(database.conn) == [("d", versions.encode_vv(doc.oplog_vv))]
-    # the FTS triggers of the newer migration work on the migrated file
-    database.execute(
-        "INSERT INTO messages (id, conversation_id, position, role, text, created_at, status)"
-        " VALUES ('m', 'd', 0, 'user', 'alpacas graze', 't', 'done')"
-    )
+    # search indexing (the view's writes, and the triggers left) works on the migrated file
+    from sync import view
+    from sync.conversation import Conversation, Message
+
+    conv = Conversation(id="d", title="t", created_at="t",
+                        messages=[Message(id="m", role="user", text="alpacas graze", created_at="t")])
+    view.refresh(database.conn, conv, None)
+    view.refresh(database.conn, conv, {"m"})
     assert database.execute(
         "SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'alpacas'"
     ).fetchall()

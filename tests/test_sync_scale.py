@@ -15,7 +15,7 @@ import pytest
 from app.config import Paths
 from sync.store import Store
 from tests.devices import Device, eventually, pair
-from tests.households import write_export
+from app.sample_history import write_export
 
 
 @pytest.fixture

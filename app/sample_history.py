@@ -1,5 +1,5 @@
-"""Realistic histories as covey's own JSON export, for building households with `covey import`
-(the public write path), never by writing rows directly."""
+"""Realistic histories in covey's own JSON export format, for building households the way a user
+does (`covey import`): the clone benchmark and the tests at a household's size use them."""
 
 from __future__ import annotations
 
