@@ -271,9 +271,19 @@ def _net(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _household(name: str):  # type: ignore[no-untyped-def]
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        from app import household_commands
+
+        return int(getattr(household_commands, name)(ctx, args))
+
+    return handler
+
+
 HANDLERS = {
-    "serve": _net("serve"), "pair": _net("pair"), "devices": _net("devices"), "id": _net("device_id"),
-    "peers": _net("peers"), "status": _net("status"), "cancel": cancel,
+    "serve": _net("serve"), "pair": _net("pair"), "devices": _household("devices"),
+    "id": _net("device_id"), "peers": _household("peers"), "status": _household("status"),
+    "cancel": cancel,
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
     "ui": ui,

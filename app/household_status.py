@@ -32,6 +32,18 @@ class DeviceStatus:
     model: str
     tok_s: float
     serves: bool  # runs generations for the household
+    measured_at: float | None = None  # when its speed was measured
+    last_error: str | None = None  # why the last session with it ended (None: a clean end)
+    catch_up_total: int | None = None  # documents it is sending us in a catch-up under way
+    catch_up_done: int = 0
+
+    @property
+    def progress(self) -> str | None:
+        """"syncing with bravo: 4,210 / 10,000 conversations" while a catch-up runs."""
+        if not self.online or not self.catch_up_total:
+            return None
+        return (f"syncing with {self.name}: {self.catch_up_done:,} / {self.catch_up_total:,}"
+                " conversations")
 
     @property
     def can_run_models(self) -> bool:
@@ -61,21 +73,28 @@ class HouseholdStatus:
 def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     running = NodeLock.held(locks_dir)
     rows = {r[0]: r for r in store.db.conn.execute(
-        "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
+        "SELECT device_id, address, last_seen, last_sync, online, last_error, catch_up_total,"
+        " catch_up_done FROM peer_status")}
     value = household.snapshot(store)
     devices = []
     for d in household.members_of(value):
         s = rows.get(d.device_id)
         cap = household.capability_in(value, d.device_id)
+        this = d.device_id == store.device_id
         online = bool(s and s[4]) and running  # a stopped node leaves no one connected
         last_seen, last_sync = (s[2], s[3]) if s else (None, None)
+        total = s[6] if s and online else None
+        measured = cap.get("measured_at")
         devices.append(DeviceStatus(
             device_id=d.device_id, name=d.name, fingerprint=d.fingerprint,
-            this_device=d.device_id == store.device_id, revoked=d.revoked, online=online,
-            syncing=online and (last_sync is None or (last_seen or 0) > last_sync),
-            address=s[1] if s else None, last_seen=last_seen, last_sync=last_sync,
-            model=str(cap.get("model") or ""), tok_s=float(cap.get("tok_s") or 0.0),
-            serves=bool(cap.get("serves")),
+            this_device=this, revoked=d.revoked, online=online,
+            syncing=online and (total is not None or last_sync is None),
+            address=s[1] if s else None, last_seen=time.time() if this else last_seen,
+            last_sync=last_sync, model=str(cap.get("model") or ""),
+            tok_s=float(cap.get("tok_s") or 0.0), serves=bool(cap.get("serves")),
+            measured_at=float(measured) if isinstance(measured, (int, float)) else None,
+            last_error=s[5] if s else None, catch_up_total=total,
+            catch_up_done=int(s[7] or 0) if s and total is not None else 0,
         ))
     return HouseholdStatus(running, devices)
 

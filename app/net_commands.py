@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 from app.context import Context
 from app.job_worker import JobWorker
@@ -207,39 +205,6 @@ async def _wait_with_node(ctx: Context, options: NodeOptions, code: str,
         await asyncio.gather(task, return_exceptions=True)
 
 
-def devices(ctx: Context, args: argparse.Namespace) -> int:
-    store = ctx.store
-    household.ensure(store, ctx.identity, ctx.config.device_name)
-    if args.action == "remove":
-        if not args.device:
-            raise UsageError("which device? covey devices remove DEVICE_ID")
-        gone = household.revoke(store, args.device, ctx.identity.device_id)
-        print(f"Revoked {gone.name} ({gone.device_id}); every member refuses it once synced.")
-        return 0
-    status = {r[0]: r for r in store.db.conn.execute(
-        "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
-    rows = []
-    for d in household.devices(store):
-        s = status.get(d.device_id)
-        rows.append(asdict(d) | {
-            "this_device": d.device_id == ctx.identity.device_id,
-            "online": bool(s and s[4]), "address": s[1] if s else None,
-            "last_seen": s[2] if s else None, "last_sync": s[3] if s else None,
-        })
-    if args.json:
-        for r in rows:
-            r.pop("cert_pem")
-        print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        mark = "this device" if r["this_device"] else ("online" if r["online"] else "offline")
-        if r["revoked"]:
-            mark = "REVOKED"
-        seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["last_seen"])) if r["last_seen"] else "never"
-        print(f"{r['device_id']}  {r['name']:<20} {mark:<12} last seen {seen}")
-    return 0
-
-
 def device_id(ctx: Context, args: argparse.Namespace) -> int:
     print(ctx.identity.device_id)
     if args.verbose:
@@ -250,75 +215,3 @@ def device_id(ctx: Context, args: argparse.Namespace) -> int:
 
 def _fp(fingerprint: str) -> str:
     return ":".join(fingerprint[i:i + 4] for i in range(0, 32, 4)) + "…"
-
-
-def peers(ctx: Context, args: argparse.Namespace) -> int:
-    """Devices seen on the LAN and paired: online or not, last sync, model capability."""
-    from sync.discovery import household_hash
-
-    store = ctx.store
-    household.ensure(store, ctx.identity, ctx.config.device_name)
-    ours = household_hash(household.household_id(store))
-    members = {d.device_id.replace("-", ""): d for d in household.devices(store)}
-    status = {r[0]: r for r in store.db.conn.execute(
-        "SELECT device_id, address, last_seen, last_sync, online FROM peer_status")}
-    rows: list[dict[str, object]] = []
-    seen_ids: set[str] = set()
-    for name, prefix, hh, addresses, port, models, model, tok_s, online, last in store.db.conn.execute(
-            "SELECT name, device_prefix, household_hash, addresses, port, can_run_models, model,"
-            " tok_s, online, last_seen FROM peers_seen ORDER BY last_seen DESC"):
-        member = next((d for k, d in members.items() if k.startswith(prefix)), None)
-        if member is not None and member.device_id == ctx.identity.device_id:
-            continue
-        s = status.get(member.device_id) if member else None
-        if member:
-            seen_ids.add(member.device_id)
-        rows.append({"name": member.name if member else None, "device_id": member.device_id if member else prefix,
-                     "paired": member is not None and not member.revoked, "same_household": hh == ours,
-                     "addresses": [f"{a}:{port}" for a in addresses.split(",") if a],
-                     "online": bool(s and s[4]) if member else bool(online),
-                     "last_seen": last, "last_sync": s[3] if s else None,
-                     "can_run_models": bool(models), "model": model, "tok_s": tok_s})
-    for d in household.devices(store):
-        if d.device_id in seen_ids or d.device_id == ctx.identity.device_id:
-            continue
-        s = status.get(d.device_id)
-        rows.append({"name": d.name, "device_id": d.device_id, "paired": not d.revoked,
-                     "same_household": True, "addresses": [s[1]] if s and s[1] else [],
-                     "online": bool(s and s[4]), "last_seen": s[2] if s else None,
-                     "last_sync": s[3] if s else None, "can_run_models": False, "model": "",
-                     "tok_s": 0.0})
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("No other devices seen or paired yet. `covey pair` adds one.")
-    for r in rows:
-        state = "online" if r["online"] else "offline"
-        kind = "paired" if r["paired"] else ("other household" if not r["same_household"] else "unpaired")
-        sync_at = r["last_sync"]
-        synced = time.strftime("%H:%M:%S", time.localtime(sync_at)) if isinstance(sync_at, float) else "never"
-        models = f"runs {r['model']} at {r['tok_s']} tok/s" if r["can_run_models"] else "no model"
-        print(f"{r['name'] or '?':<16} {str(r['device_id'])[:23]:<24} {kind:<15} {state:<8} "
-              f"synced {synced:<9} {models}  {' '.join(r['addresses'])}")  # type: ignore[arg-type]
-    return 0
-
-
-def status(ctx: Context, args: argparse.Namespace) -> int:
-    """The local node: running or not, identity, household, peers online."""
-    store = ctx.store
-    running = NodeLock.held(ctx.paths.locks_dir)
-    household.ensure(store, ctx.identity, ctx.config.device_name)
-    online = store.db.conn.execute("SELECT COUNT(*) FROM peer_status WHERE online = 1").fetchone()[0]
-    members = [d for d in household.devices(store) if not d.revoked]
-    report = {
-        "device_id": ctx.identity.device_id, "name": ctx.config.device_name,
-        "node_running": running, "listen": ctx.config.listen, "mdns": ctx.config.mdns,
-        "household_members": len(members), "peers_online": online if running else 0,
-        "conversations": len(store.list_conversations(include_archived=True)),
-        "model": ctx.config.model or "bundled SmolLM2-135M-Instruct",
-    }
-    from app.commands import print_report
-
-    print_report(report, args.json)
-    return 0

@@ -26,6 +26,8 @@ DOTS = {"online": "●", "syncing": "◐", "offline": "○", "this device": "◆
 def describe(device: DeviceStatus) -> str:
     """'pi ● online · runs smollm2 78 tok/s' — one device in a line."""
     state = device.state
+    if device.progress:  # "◐ syncing with bravo: 4,210 / 10,000 conversations"
+        return f"{DOTS['syncing']} {device.progress}"
     parts = [f"{DOTS.get(state, '?')} {device.name}"]
     if state == "offline":
         parts.append(f"last seen {ago(device.last_seen)}")
@@ -143,8 +145,11 @@ class DevicesScreen(ModalScreen[None]):
         if d is not None:
             serves = "answers for the household" if d.can_run_models else "does not run models " \
                 "for others"
+            if d.can_run_models and d.measured_at:
+                serves += f" (speed measured {ago(d.measured_at)})"
+            ended = f"\nlast session ended: {d.last_error}" if d.last_error and not d.online else ""
             self.query_one("#details", Label).update(
-                f"{d.name}: {d.device_id}\nfingerprint {d.fingerprint[:32]}…\n{serves}")
+                f"{d.name}: {d.device_id}\nfingerprint {d.fingerprint[:32]}…\n{serves}{ended}")
 
     def action_pair(self) -> None:
         from app.ui.pairing import PairingScreen
