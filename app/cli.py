@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("code_to_join", nargs="?", metavar="CODE", help="the code the other device shows")
     pair.add_argument("--address", metavar="HOST:PORT",
                       help="the inviting device, when joining (default: find it by mDNS)")
+    pair.add_argument("--switch", action="store_true",
+                      help="when joining: leave this device's current household (of several "
+                      "devices) for the other one, taking its conversations along")
     pair.add_argument("--code", help="choose the code to show (scripts, headless devices)")
     pair.add_argument("--listen", metavar="HOST:PORT",
                       help="where to wait for the other device if no node is running")

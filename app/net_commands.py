@@ -84,7 +84,27 @@ def pair(ctx: Context, args: argparse.Namespace) -> int:
     return _invite(ctx, args)
 
 
+def switch_warning(ctx: Context) -> str | None:
+    """What joining another household would do to this one, if this one has other members."""
+    household.ensure(ctx.store, ctx.identity, ctx.config.device_name)
+    others = [d for d in household.devices(ctx.store)
+              if d.device_id != ctx.identity.device_id and not d.revoked]
+    if not others:
+        return None
+    names = ", ".join(d.name for d in others[:5]) + (" …" if len(others) > 5 else "")
+    count = len(ctx.store.list_conversations(include_archived=True))
+    return (f"this device already belongs to a household with {len(others)} other device(s) "
+            f"({names}). Joining another household leaves that one: they stop syncing with "
+            f"this device, and this device's {count:,} conversation(s) go with it into the "
+            "new household (the old members keep their copies).")
+
+
 def _join(ctx: Context, args: argparse.Namespace) -> int:
+    warning = switch_warning(ctx)
+    if warning and not args.switch:
+        raise UsageError(f"{warning} To do that, run again with --switch.")
+    if warning:
+        print(f"Switching households: {warning}", file=sys.stderr, flush=True)
     inviter = join_household(ctx, args.code_to_join, args.address,
                              say=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"Paired with {inviter.name} ({inviter.device_id})")

@@ -41,7 +41,8 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
             if current is not None:
                 if current.id != shown_attempt:
                     if shown:
-                        note(f"taken over: attempt {current.n}")
+                        note(f"attempt {current.n} starts over on another device; the answer is "
+                             "what follows")
                     shown_attempt, shown = current.id, 0
                 if len(current.text) > shown:
                     out(current.text[shown:])
@@ -49,11 +50,11 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
             if status in ("done", "failed", "cancelled"):
                 return status
             if current is not None and current.refused:
-                note("the other device declined; answering here")
+                note(_restart("the other device declined", current.n + 1, shown))
                 return _take_over_here(ctx, ref, params, out, cancel)
             if (current is not None and current.assignee and status in ("queued", "streaming")
                     and time.time() > current.lease_until + TAKEOVER_GRACE):
-                note("the other device went silent; answering here")
+                note(_restart("the other device went silent", current.n + 1, shown))
                 return _take_over_here(ctx, ref, params, out, cancel)
             time.sleep(WATCH_EVERY)
     except KeyboardInterrupt:
@@ -81,12 +82,21 @@ def _take_over_here(ctx: Context, ref: JobRef, params: GenerationParams,
     return "done" if result == "done" else result
 
 
+def _restart(why: str, attempt: int, shown: int) -> str:
+    if not shown:
+        return f"{why}; answering here"
+    return f"{why}; attempt {attempt} starts here, and the answer is what follows"
+
+
 def _print(piece: str) -> None:
     sys.stdout.write(piece)
     sys.stdout.flush()
 
 
 def _print_note(note: str) -> None:
-    sys.stdout.write("\n")  # off the answer's line
+    """A note between attempts goes into the answer's stream, plainly marked, so what was
+    printed of an abandoned attempt is never read as the start of the next one."""
+    sys.stdout.write(f"\n[covey: {note}]\n")
     sys.stdout.flush()
-    print(f"covey: {note}", file=sys.stderr, flush=True)
+    if not sys.stdout.isatty():
+        print(f"covey: {note}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ online now.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,10 +33,15 @@ class Candidate:
     tok_s: float
 
 
+def online_devices(store: Store) -> set[str]:
+    """Members this device's node holds a live session with (ask only while it runs)."""
+    return {r[0] for r in store.db.conn.execute(
+        "SELECT device_id FROM peer_status WHERE online = 1")}
+
+
 def candidates(store: Store) -> list[Candidate]:
     """Online members (not us) that run a model for peers."""
-    online = {r[0] for r in store.db.conn.execute(
-        "SELECT device_id FROM peer_status WHERE online = 1")}
+    online = online_devices(store)
     found = []
     for d in household.devices(store):
         cap = household.capability(store, d.device_id)
@@ -90,8 +96,13 @@ def choose(store: Store, where: str, local_tok_s: float, prompt_tokens: int = 64
     raise UsageError(f"no device {where!r} in this household (see `covey devices`)")
 
 
-def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> str:
-    """The device id to run on: this device's id when it should answer itself, "" to queue."""
+def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int,
+                 say: Callable[[str], None] | None = None) -> str:
+    """The device id to run on: this device's id when it should answer itself, "" to queue.
+
+    A named device that is offline is said so at once (`say`), and `when_alone` decides:
+    answer here, or queue until a capable device is online.
+    """
     from app.speed import cached_speed
     from sync.nodelock import NodeLock
 
@@ -115,4 +126,17 @@ def where_to_run(ctx: Context, on: str | None, prompt: str, max_tokens: int) -> 
     if target == me and where == "auto" and ctx.config.when_alone == "queue" \
             and not candidates(ctx.store):
         return ""
+    if target != me and where != "auto" and target not in online_devices(ctx.store):
+        name = next((d.name for d in household.devices(ctx.store) if d.device_id == target), where)
+        queue = ctx.config.when_alone == "queue"
+        (say or _stderr)(f"{name} is offline; " + (
+            "the answer is queued and runs when a capable device is online" if queue
+            else "answering on this device (when_alone = \"local\")"))
+        return "" if queue else me
     return target
+
+
+def _stderr(text: str) -> None:
+    import sys
+
+    print(f"covey: {text}", file=sys.stderr, flush=True)

@@ -81,11 +81,14 @@ class Store(DocumentStore):
     def recover_interrupted(self) -> list[str]:
         """Mark answers whose writing process died mid-stream as "interrupted"; return their ids.
 
-        Only this device's answers, and only those whose writer slot no live process holds.
+        Only this device's own answers (not jobs), and only those whose writer slot no live
+        process holds.
         """
+        # Not answers run as jobs (delegation): their writer slot is the requester's, from
+        # another device, and their liveness is the job's lease (a lapsed one is taken over).
         rows = self.db.conn.execute(
-            "SELECT conversation_id, id FROM messages WHERE status = 'streaming' AND device = ?",
-            [self.device_id],
+            "SELECT conversation_id, id FROM messages WHERE status = 'streaming' AND device = ?"
+            " AND requested_by IS NULL", [self.device_id],
         ).fetchall()
         recovered = []
         for conv_id, message_id in rows:

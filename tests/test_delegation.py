@@ -81,7 +81,13 @@ def test_killed_runner_is_taken_over_with_one_coherent_answer(devices) -> None: 
     assert final["status"] == "done" and final["attempts"] == 2
     assert final["device"] == a.device_id and final["model"] == "pi-model"
     assert final["text"] == answer(300)  # one coherent answer: the takeover's, alone
-    assert "went silent; answering here" in err.decode()  # the user is told (on stderr)
+    assert "went silent; attempt 2 starts here" in err.decode()  # the user is told
+    # stdout never splices the attempts: a plain marker, then only attempt 2, which is stored.
+    printed = out.decode()
+    marker = "[covey: the other device went silent; attempt 2 starts here, and the answer is " \
+             "what follows]\n"
+    assert printed.count(marker) == 1, printed[:500]
+    assert printed.split(marker, 1)[1].rstrip("\n") == final["text"]
     print(f"\nkill -9 → answer finished by the requester in {time.monotonic() - killed_at:.2f}s")
 
 

@@ -262,9 +262,13 @@ class ChatPane(Vertical):
             params = assistant.params()
             from app.routing import where_to_run
 
+            def say(text: str) -> None:
+                self.app.call_from_thread(self.app.notify, text, severity="warning")
+
             if regenerate_from is not None and self.conversation_id is not None:
                 asked = ctx.store.conversation(self.conversation_id).message(regenerate_from)
-                target = where_to_run(ctx, None, asked.text if asked else "", params.max_tokens)
+                target = where_to_run(ctx, None, asked.text if asked else "", params.max_tokens,
+                                      say)
                 here = target == ctx.store.device_id
                 answer_id = ctx.store.add_message(
                     self.conversation_id, "assistant", "", parent_id=regenerate_from,
@@ -278,7 +282,7 @@ class ChatPane(Vertical):
                     attach_job(ctx.store, turn, target, params)
                     self._watch(turn, target, params)
                 return
-            target = where_to_run(ctx, None, prompt or "", params.max_tokens)
+            target = where_to_run(ctx, None, prompt or "", params.max_tokens, say)
             if target != ctx.store.device_id:
                 from app.delegation import request_job
 

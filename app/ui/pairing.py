@@ -133,8 +133,22 @@ class PairingScreen(ModalScreen[bool]):
         if not code:
             self._status("Type the code the other device shows.")
             return
-        self._status("Pairing…" if address else "Looking for the device on the LAN…")
-        self.join(code, address)
+        from app.net_commands import switch_warning
+        from app.ui.dialogs import Confirm
+
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                self._status("Pairing…" if address else "Looking for the device on the LAN…")
+                self.join(code, address)
+            else:
+                self._status("Not paired: this device stays in its household.")
+
+        warning = switch_warning(self.ctx)
+        if warning is None:
+            go()
+        else:  # switching households is a decision, not a side effect
+            self.app.push_screen(Confirm(warning[0].upper() + warning[1:] + " Switch?",
+                                         yes="Switch household"), go)
 
     @work(thread=True, exclusive=True)
     def join(self, code: str, address: str | None) -> None:
