@@ -190,3 +190,39 @@ def test_a_device_that_does_not_serve_peers_declines_and_the_requester_answers(d
     final = last_answer(a)
     assert final["device"] == a.device_id and final["text"] == answer(20)
     assert final["attempts"] == 2
+
+
+def test_cancel_on_the_runner_itself_stops_the_answer(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.05,words=20,name=slow")
+    b = devices("laptop", "fake:delay=0.02,words=2000,name=fast")
+    asking = handed_over_and_streaming(a, b, "go on forever")
+    conv = a.history()[0]["id"]
+    eventually(lambda: b.history() and last_answer(b)["status"] == "streaming", timeout=10)
+    out = b.covey("cancel", conv)  # on the device running it, not the one that asked
+    assert out.returncode == 0 and "cancelled 1 running answer(s)" in out.stdout, out
+    eventually(lambda: last_answer(b)["status"] == "cancelled", timeout=10, interval=0.05)
+    length = len(last_answer(b)["text"])
+    time.sleep(0.5)
+    assert len(last_answer(b)["text"]) == length < len(answer(2000))
+    asking.communicate(timeout=30)
+    assert asking.returncode == 1  # the asker hears it was cancelled
+    eventually(lambda: last_answer(a)["status"] == "cancelled", timeout=10)
+
+
+@pytest.mark.parametrize("when_alone", ["local", "queue"])
+def test_asking_on_an_offline_device_says_so_at_once(devices, when_alone: str) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:name=pi-model", extra_config=f'when_alone = "{when_alone}"\n')
+    b = devices("laptop", "fake:name=laptop-model")
+    pair(a, b)
+    a.serve()  # the laptop's node is not running: it is offline
+    started = time.monotonic()
+    out = a.covey("ask", "--on", "laptop", "hello there")
+    took = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    assert "laptop is offline" in out.stderr and "went silent" not in out.stderr
+    assert took < 4.0, took  # the command's own start-up included; no waiting for a lease
+    final = last_answer(a)
+    if when_alone == "local":
+        assert final["status"] == "done" and final["model"] == "pi-model"
+    else:
+        assert final["status"] == "queued" and "queued" in out.stderr

@@ -214,3 +214,26 @@ def test_dialling_ourselves_is_dropped(devices) -> None:  # type: ignore[no-unty
     time.sleep(1.0)
     assert a.proc is not None and a.proc.poll() is None
     assert "Traceback" not in a.log.read_text()
+
+
+def test_joining_another_household_needs_switch(devices) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import assert_clean_error
+    from tests.devices import _offer_open
+
+    a, b, c = devices("a"), devices("b"), devices("c")
+    pair(a, b, "3-amber-anchor")  # household H1: a and b
+    invite = c.popen("pair", "--code", "5-amber-anchor", "--listen", c.address)
+    try:
+        eventually(lambda: _offer_open(c, "5-amber-anchor"), timeout=20)
+        refused = b.covey("pair", "5-amber-anchor", "--address", c.address)
+        assert_clean_error(refused, "already belongs to a household with 1 other device(s) (a)",
+                           "--switch")
+        assert {m["name"] for m in json.loads(b.covey("devices", "--json").stdout)} == {"a", "b"}
+        switched = b.covey("pair", "5-amber-anchor", "--address", c.address, "--switch")
+        assert switched.returncode == 0, switched.stderr
+        assert "Switching households" in switched.stderr and "Paired with c" in switched.stdout
+        invite.communicate(timeout=30)
+    finally:
+        if invite.poll() is None:
+            invite.kill()
+    assert {m["name"] for m in json.loads(b.covey("devices", "--json").stdout)} == {"b", "c"}

@@ -1,0 +1,22 @@
+"""A short run of the three-device soak (tests/soak_household.py runs the long one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.netns import can_netns
+from tests.soak_household import soak
+
+REASON = can_netns()
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"network namespaces: {REASON}")
+def test_three_devices_survive_kills_and_cuts_and_end_identical() -> None:
+    report = soak(rounds=12, seed=11, say=lambda line: None)
+    print(report)
+    assert report["kills"] + report["cuts"] > 0  # the day really was rough
+    assert report["writes_acknowledged"] == 36
+    assert report["lost"] == 0
+    assert report["duplicate_messages"] == 0 and report["duplicate_prompts"] == 0
+    assert report["identical"] is True
+    assert report["tracebacks"] == 0
