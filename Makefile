@@ -30,6 +30,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 bench: $(STAMP)
 	$(BIN)/covey bench model
 	$(BIN)/covey bench sync
+	$(BIN)/covey bench clone
 	$(BIN)/python tests/bench_scale.py
 
 clean:

@@ -21,10 +21,8 @@ import ssl
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
-from app.errors import CoveyError
 from sync import errors, household, pair_flow, peer_state
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity

@@ -99,3 +99,23 @@ def test_a_store_that_cannot_write_closes_the_session_with_a_reason(tmp_path: Pa
     finally:
         a.close()
         b.close()
+
+
+def test_a_failure_that_repeats_is_reported_once_then_rate_limited(caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sync import errors
+
+    now = [1000.0]
+    monkeypatch.setattr(errors.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(errors, "_last", {})
+    boom = ValueError("frame header of 72074 bytes is too large")
+    with caplog.at_level("ERROR", logger="covey.errors"):
+        assert errors.report("session with B", str(boom), boom) is True
+        for _ in range(50):  # the same failure on every reconnect
+            now[0] += 1.0
+            assert errors.report("session with B", str(boom), boom) is False
+        now[0] += errors.QUIET_FOR
+        assert errors.report("session with B", str(boom), boom) is True
+    assert len(caplog.records) == 2
+    assert caplog.records[0].exc_info is not None  # the first one with its traceback
+    assert "50 more like it" in caplog.records[1].getMessage()
+    assert caplog.records[1].exc_info is None

@@ -116,7 +116,7 @@ class DevicesScreen(ModalScreen[None]):
     def refresh_rows(self) -> None:
         status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
         table = self.query_one(DataTable)
-        cells = [(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
+        cells: list[tuple[str, ...]] = [(d.name, f"{DOTS.get(d.state, '?')} {d.state}",
                   "now" if d.this_device or d.online else ago(d.last_seen),
                   "—" if d.this_device else ago(d.last_sync),
                   d.model if d.can_run_models else "—",
