@@ -111,9 +111,9 @@ class Node:
                 log.info("listening on %s:%s as %s", *self.bound, self.identity.device_id)
             if self.options.mdns and self.bound:
                 await self._start_discovery()
-            for address in sorted(set(self.options.peers)
-                                  | set(await self._run(self._stored_addresses))):
-                self.dial(address)
+            stored = await self._run(self._stored_addresses)
+            for address in sorted(set(self.options.peers) | set(stored)):
+                self.dial(address, stored.get(address, ""))
             self._spawn(self._watch())
             if ready is not None:
                 ready(self)
@@ -138,12 +138,13 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _stored_addresses(self) -> list[tuple[str, int]]:
+    def _stored_addresses(self) -> dict[tuple[str, int], str]:
+        """Addresses to dial, with the member known to listen there ("" if not known yet)."""
         members = {d.device_id for d in self._trusted.values()}
-        found = []
-        for text in peer_state.known_addresses(self.store, members):
+        found = {}
+        for text, device_id in peer_state.known_addresses(self.store, members).items():
             try:
-                found.append(parse_address(text))
+                found[parse_address(text)] = device_id
             except NodeError:
                 log.warning("ignoring a stored peer address that is not HOST:PORT: %r", text)
         return found
@@ -198,8 +199,8 @@ class Node:
                          for d, c in self.connections.items()]
             await self._run(lambda: peer_state.heard(self.store, presences))
         if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
-            for address in await self._run(self._stored_addresses):
-                self.dial(address)
+            for address, device_id in (await self._run(self._stored_addresses)).items():
+                self.dial(address, device_id)
         if self.discovery is not None and ticks % 5 == 0:
             pairing_open = await self._run(self._offer_open)
             if pairing_open != self.discovery.advert.pairing:
@@ -291,11 +292,15 @@ class Node:
         await self._sync(reader, writer, member.device_id, initiator=member.device_id,
                          address=address)
 
-    def dial(self, address: tuple[str, int]) -> None:
-        if address not in self._dialing:
-            self._dialing[address] = ""
-            self._redial[address] = asyncio.Event()
-            self._spawn(self._dial_forever(address))
+    def dial(self, address: tuple[str, int], device_id: str = "") -> None:
+        """Keep dialling `address` (whose member, if known, is `device_id`)."""
+        if address in self._dialing:
+            if device_id and not self._dialing[address]:
+                self._dialing[address] = device_id
+            return
+        self._dialing[address] = device_id
+        self._redial[address] = asyncio.Event()
+        self._spawn(self._dial_forever(address))
 
     def _contact_from(self, device_id: str) -> None:
         """A member reached us: whatever backoff we had towards it is over."""
@@ -344,6 +349,11 @@ class Node:
             writer.close()  # not a member, or ourselves
             return False
         self._dialing[address] = member.device_id
+        if member.device_id in self.connections:
+            # Connected already (it dialled us meanwhile): a second session would make the
+            # pair drop one of the two as a duplicate, perhaps mid-catch-up.
+            writer.close()
+            return True
         await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
                          address=f"{address[0]}:{address[1]}")
         return True  # a member answered: the link, not the peer, is what broke

@@ -68,13 +68,15 @@ def all_offline(store: Store) -> None:
                           " catch_up_done = NULL WHERE online = 1 OR catch_up_total IS NOT NULL")
 
 
-def known_addresses(store: Store, members: set[str]) -> list[str]:
-    """Addresses worth dialling: typed by the user, and where members said they listen."""
-    typed = [r[0] for r in store.db.conn.execute("SELECT address FROM peer_addresses")]
-    learned = [r[1] for r in store.db.conn.execute(
-        "SELECT device_id, listen_address FROM peer_status WHERE listen_address IS NOT NULL")
-        if r[0] in members]
-    return list(dict.fromkeys(typed + learned))
+def known_addresses(store: Store, members: set[str]) -> dict[str, str]:
+    """Addresses worth dialling: typed by the user ("" = whose is not known yet), and where
+    members said they listen (their device id)."""
+    found = {r[0]: "" for r in store.db.conn.execute("SELECT address FROM peer_addresses")}
+    for device_id, address in store.db.conn.execute(
+            "SELECT device_id, listen_address FROM peer_status WHERE listen_address IS NOT NULL"):
+        if device_id in members:
+            found[address] = device_id
+    return found
 
 
 def record_seen(store: Store, seen: Seen) -> None:

@@ -8,6 +8,7 @@ store, SQLite being the bus) and update the open conversation in place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from textual import on
@@ -33,6 +34,9 @@ from sync.store import StoreEvent
 
 HELP = ("/new · /title TEXT · /system TEXT · /delete · /archive · /undo · /pair · /devices · "
         "/settings · /help · //text sends text starting with a slash")
+
+
+LIST_EVERY = 0.5
 
 
 class StoreChanged(UIMessage):
@@ -65,6 +69,8 @@ class CoveyApp(App[None]):
         self._chat = ChatPane(ctx, id="chat")
         self._changed: set[str] = set()
         self._apply_scheduled = False
+        self._list_at = 0.0  # when the conversation list was last asked to refresh
+        self._list_waiting = False
         if ctx.config.theme in self.available_themes:
             self.theme = ctx.config.theme
 
@@ -134,9 +140,22 @@ class CoveyApp(App[None]):
 
     def _apply_changes(self) -> None:
         changed, self._changed, self._apply_scheduled = self._changed, set(), False
-        self.sidebar.refresh_list()  # (rebuilt only if what it shows changed)
+        self._refresh_list_soon()
         if self.conversation_id in changed:
             self.chat.show(keep_place=True)
+
+    def _refresh_list_soon(self) -> None:
+        """Refresh the conversation list (rebuilt only if what it shows changed), at most
+        every LIST_EVERY seconds: a catch-up brings thousands of conversations, and rebuilding
+        for each batch would leave the list no time to be drawn."""
+        wait = self._list_at + LIST_EVERY - time.monotonic()
+        if wait <= 0:
+            self._list_at = time.monotonic()
+            self._list_waiting = False
+            self.sidebar.refresh_list()
+        elif not self._list_waiting:
+            self._list_waiting = True
+            self.set_timer(wait, self._refresh_list_soon)
 
     @on(ChatPane.Opened)
     def _chat_opened(self, message: ChatPane.Opened) -> None:

@@ -26,8 +26,8 @@ DOTS = {"online": "●", "syncing": "◐", "offline": "○", "this device": "◆
 def describe(device: DeviceStatus) -> str:
     """'pi ● online · runs smollm2 78 tok/s' — one device in a line."""
     state = device.state
-    if device.progress:  # "◐ syncing with bravo: 4,210 / 10,000 conversations"
-        return f"{DOTS['syncing']} {device.progress}"
+    if device.progress:  # a catch-up under way: "◐ bravo 4,210/10,000" (fits 80 columns)
+        return f"{DOTS['syncing']} {device.name} {device.catch_up_done:,}/{device.catch_up_total:,}"
     parts = [f"{DOTS.get(state, '?')} {device.name}"]
     if state == "offline":
         parts.append(f"last seen {ago(device.last_seen)}")

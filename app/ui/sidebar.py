@@ -112,8 +112,9 @@ class Sidebar(Vertical):
                 if wanted[:len(shown)] == shown and len(wanted) > len(shown):
                     await listing.extend(items[len(shown):])  # more of the same list: append
                 elif wanted != shown:  # (else: keep what is on screen)
-                    await listing.clear()
-                    await listing.extend(items)
+                    with self.app.batch_update():  # never paint the list empty in between
+                        await listing.clear()
+                        await listing.extend(items)
                 ids = [item.row.id for item in items]
                 if self._wanted in ids:
                     listing.index = ids.index(self._wanted)
