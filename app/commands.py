@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -177,7 +178,16 @@ def import_(ctx: Context, args: argparse.Namespace) -> int:
     except UnicodeDecodeError:
         raise UsageError(f"{args.file} is not UTF-8 text; is it a covey JSON export?") from None
     conversations = exporting.parse_json(text)
-    added = sum(exporting.restore(ctx.store, c) for c in conversations)
+    show = sys.stderr.isatty() and len(conversations) > 100  # long work shows how far it got
+    added, shown_at = 0, time.monotonic()
+    for n, conv in enumerate(conversations, 1):
+        added += exporting.restore(ctx.store, conv)
+        if show and time.monotonic() - shown_at > 0.5:
+            shown_at = time.monotonic()
+            print(f"\rimporting: {n:,} / {len(conversations):,} conversations", end="",
+                  file=sys.stderr, flush=True)
+    if show:
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
     print(f"imported {len(conversations)} conversation(s), {added} new message(s)")
     return 0
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
-import ssl
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sync import errors, household, pair_flow, peer_state
+from sync.dialer import Dialer
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
 from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
@@ -72,8 +71,8 @@ class Node:
         self.bound: tuple[str, int] | None = None
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._dialing: dict[tuple[str, int], str] = {}  # address → device id once known
-        self._redial: dict[tuple[str, int], asyncio.Event] = {}  # set: dial again now
+        self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
+                             self._spawn, options.backoff)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
         self._trusted: dict[str, household.Device] = {}
@@ -293,52 +292,10 @@ class Node:
                          address=address)
 
     def dial(self, address: tuple[str, int], device_id: str = "") -> None:
-        """Keep dialling `address` (whose member, if known, is `device_id`)."""
-        if address in self._dialing:
-            if device_id and not self._dialing[address]:
-                self._dialing[address] = device_id
-            return
-        self._dialing[address] = device_id
-        self._redial[address] = asyncio.Event()
-        self._spawn(self._dial_forever(address))
+        self.dialer.dial(address, device_id)
 
-    def _contact_from(self, device_id: str) -> None:
-        """A member reached us: whatever backoff we had towards it is over."""
-        for address, known in self._dialing.items():
-            if known == device_id:
-                self._redial[address].set()
-
-    async def _dial_forever(self, address: tuple[str, int]) -> None:
-        low, high = self.options.backoff
-        delay = low
-        redial = self._redial[address]
-        while True:
-            known = self._dialing.get(address)
-            if known and known in self.connections:  # already connected (they dialled us)
-                await asyncio.sleep(1.0)
-                delay = low
-                continue
-            reached = False
-            try:
-                reached = await self._dial_once(address)
-            except (OSError, ssl.SSLError, TimeoutError) as exc:
-                log.debug("dial %s:%s failed: %s", *address, exc)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # anything else is a bug or our store: report, go on
-                errors.report(f"dialling {address[0]}:{address[1]}",
-                              f"{type(exc).__name__}: {exc}", exc)
-            if reached:
-                delay = low  # the peer is there: reconnect promptly
-            redial.clear()
-            try:
-                await asyncio.wait_for(redial.wait(), delay * random.uniform(0.5, 1.5))
-                delay = low
-            except TimeoutError:
-                delay = min(delay * 2, high)
-
-    async def _dial_once(self, address: tuple[str, int]) -> bool:
-        """One connection to `address`; True if a household member answered there."""
+    async def _dial_once(self, address: tuple[str, int]) -> str | None:
+        """One connection to `address`; the household member that answered there, if one did."""
         pems = [d.cert_pem for d in self._trusted.values()]
         ctx = client_context(self.identity, pems)
         reader, writer = await asyncio.wait_for(
@@ -347,20 +304,19 @@ class Node:
         member = self._trusted.get(fp or "")
         if member is None or member.device_id == self.identity.device_id:
             writer.close()  # not a member, or ourselves
-            return False
-        self._dialing[address] = member.device_id
+            return None
         if member.device_id in self.connections:
             # Connected already (it dialled us meanwhile): a second session would make the
             # pair drop one of the two as a duplicate, perhaps mid-catch-up.
             writer.close()
-            return True
+            return member.device_id
         await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
                          address=f"{address[0]}:{address[1]}")
-        return True  # a member answered: the link, not the peer, is what broke
+        return member.device_id  # a member answered: the link, not the peer, is what broke
 
     async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     device_id: str, initiator: str, address: str) -> bool:
-        self._contact_from(device_id)
+        self.dialer.contact_from(device_id)
         session = await self._run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
         try:

@@ -1,0 +1,81 @@
+"""Keeping the node dialling every address it knows, with backoff, jitter and prompt retries.
+
+Each address gets one loop. It does not dial while the member known to listen there is
+connected anyway (it dialled us); after a failure it waits, doubling up to the ceiling; and any
+contact from that member (an inbound connection) ends the wait at once, so a restarted device
+is reconnected in moments rather than after the backoff. Failures other than the network's
+are reported (once, then rate-limited) and dialling goes on: the loop never dies silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from sync import errors
+
+log = logging.getLogger(__name__)
+Address = tuple[str, int]
+
+
+class Dialer:
+    def __init__(self, connect: Callable[[Address], Awaitable[str | None]],
+                 connected: Callable[[str], bool],
+                 spawn: Callable[[Coroutine[Any, Any, None]], None],
+                 backoff: tuple[float, float]) -> None:
+        self._connect = connect  # one connection, run to its end; the member reached, or None
+        self._connected = connected
+        self._spawn = spawn
+        self._backoff = backoff
+        self._known: dict[Address, str] = {}  # address → the member there ("" = not known yet)
+        self._redial: dict[Address, asyncio.Event] = {}
+
+    def dial(self, address: Address, device_id: str = "") -> None:
+        """Keep dialling `address` (whose member, if known, is `device_id`)."""
+        if address in self._known:
+            if device_id and not self._known[address]:
+                self._known[address] = device_id
+            return
+        self._known[address] = device_id
+        self._redial[address] = asyncio.Event()
+        self._spawn(self._forever(address))
+
+    def contact_from(self, device_id: str) -> None:
+        """A member reached us: whatever backoff we had towards it is over."""
+        for address, known in self._known.items():
+            if known == device_id:
+                self._redial[address].set()
+
+    async def _forever(self, address: Address) -> None:
+        low, high = self._backoff
+        delay = low
+        redial = self._redial[address]
+        while True:
+            known = self._known.get(address)
+            if known and self._connected(known):  # connected already (they dialled us)
+                await asyncio.sleep(1.0)
+                delay = low
+                continue
+            reached = None
+            try:
+                reached = await self._connect(address)
+            except (OSError, ssl.SSLError, TimeoutError) as exc:
+                log.debug("dial %s:%s failed: %s", *address, exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # anything else is a bug or our store: report, go on
+                errors.report(f"dialling {address[0]}:{address[1]}",
+                              f"{type(exc).__name__}: {exc}", exc)
+            if reached:
+                self._known[address] = reached
+                delay = low  # the peer is there: reconnect promptly
+            redial.clear()
+            try:
+                await asyncio.wait_for(redial.wait(), delay * random.uniform(0.5, 1.5))
+                delay = low
+            except TimeoutError:
+                delay = min(delay * 2, high)
