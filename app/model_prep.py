@@ -23,6 +23,7 @@ from sync import household
 log = logging.getLogger(__name__)
 REMEASURE_AFTER = 3600.0  # a measurement older than this is taken again …
 IDLE_FOR = 120.0  # … once no job has run for this long
+LOOK_EVERY = 30.0
 
 
 class ModelPrep:
@@ -65,7 +66,7 @@ class ModelPrep:
         self._publish(name, tok_s)
         self.ready.set()
         log.info("model %s ready: %.1f tokens/s", name, tok_s)
-        while not self._stop.wait(30.0):
+        while not self._stop.wait(LOOK_EVERY):
             stamp = measured_at(self.ctx) or 0.0
             if (time.time() - stamp > REMEASURE_AFTER
                     and time.monotonic() - self.worker.last_busy > IDLE_FOR):

@@ -71,6 +71,7 @@ class Node:
         self.bound: tuple[str, int] | None = None
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._presence_written: dict[str, peer_state.Presence] = {}
         self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -196,7 +197,15 @@ class Node:
             presences = [peer_state.Presence(d, c.last_heard, c.link.catch_up_total,
                                              c.link.catch_up_done)
                          for d, c in self.connections.items()]
-            await self._run(lambda: peer_state.heard(self.store, presences))
+            # Written only when progress moved or "last seen" is 5 s stale: every write is a
+            # synced commit (an SD card's life), and the exact time is written on disconnect.
+            changed = [p for p in presences if self._presence_written.get(p.device_id) is None
+                       or p.catch_up_total != self._presence_written[p.device_id].catch_up_total
+                       or p.catch_up_done != self._presence_written[p.device_id].catch_up_done
+                       or p.last_heard - self._presence_written[p.device_id].last_heard >= 5.0]
+            if changed:
+                await self._run(lambda: peer_state.heard(self.store, changed))
+                self._presence_written.update((p.device_id, p) for p in changed)
         if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
             for address, device_id in (await self._run(self._stored_addresses)).items():
                 self.dial(address, device_id)
@@ -326,6 +335,7 @@ class Node:
             reason = conn.error or (closed.reason if closed else "connection closed")
             if self.connections.get(device_id) is conn:
                 del self.connections[device_id]
+                self._presence_written.pop(device_id, None)
                 if reason != "duplicate connection":
                     await self._run(lambda: peer_state.disconnected(
                         self.store, device_id, conn.last_heard, reason))
