@@ -1,7 +1,8 @@
 """Keeping the node dialling every address it knows, with backoff, jitter and prompt retries.
 
 Each address gets one loop. It does not dial while the member known to listen there is
-connected anyway (it dialled us); after a failure it waits, doubling up to the ceiling; and any
+connected anyway (it dialled us); after a failure (or a session that died young) it waits,
+doubling up to the ceiling; after a healthy session it redials at once; and any
 contact from that member (an inbound connection) ends the wait at once, so a restarted device
 is reconnected in moments rather than after the backoff. Failures other than the network's
 are reported (once, then rate-limited) and dialling goes on: the loop never dies silently.
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -20,14 +22,20 @@ from sync import errors
 
 log = logging.getLogger(__name__)
 Address = tuple[str, int]
+#: A session that lasted this long was healthy: when it ends, redial at once, however it
+#: ended. One refused sooner (our disk is full, the peer refuses us) backs off like a failed
+#: dial, instead of redoing a whole handshake and index exchange twice a second; a link that
+#: merely broke is redialled at once.
+HEALTHY_SESSION = 5.0
 
 
 class Dialer:
-    def __init__(self, connect: Callable[[Address], Awaitable[str | None]],
+    def __init__(self, connect: Callable[[Address], Awaitable[tuple[str | None, bool]]],
                  connected: Callable[[str], bool],
                  spawn: Callable[[Coroutine[Any, Any, None]], None],
                  backoff: tuple[float, float]) -> None:
-        self._connect = connect  # one connection, run to its end; the member reached, or None
+        # One connection, run to its end: (the member reached or None, whether it was refused).
+        self._connect = connect
         self._connected = connected
         self._spawn = spawn
         self._backoff = backoff
@@ -60,9 +68,10 @@ class Dialer:
                 await asyncio.sleep(1.0)
                 delay = low
                 continue
-            reached = None
+            reached, refused = None, False
+            began = time.monotonic()
             try:
-                reached = await self._connect(address)
+                reached, refused = await self._connect(address)
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("dial %s:%s failed: %s", *address, exc)
             except asyncio.CancelledError:
@@ -72,7 +81,8 @@ class Dialer:
                               f"{type(exc).__name__}: {exc}", exc)
             if reached:
                 self._known[address] = reached
-                delay = low  # the peer is there: reconnect promptly
+                if not refused or time.monotonic() - began >= HEALTHY_SESSION:
+                    delay = low  # the peer was there and all was well: reconnect promptly
             redial.clear()
             try:
                 await asyncio.wait_for(redial.wait(), delay * random.uniform(0.5, 1.5))

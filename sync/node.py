@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from app.errors import StoreError
 from sync import errors, household, pair_flow, peer_state
 from sync.dialer import Dialer
 from sync.discovery import Advert, Discovery, Seen, household_hash
@@ -278,6 +279,9 @@ class Node:
             await self._accept_tls(reader, writer)
         except asyncio.CancelledError:
             writer.close()  # shutting down; asyncio's stream callback must not see a cancel
+        except Exception as exc:  # this connection fails; accepting goes on (and says why)
+            writer.close()
+            errors.report("accepting a connection", f"{type(exc).__name__}: {exc}", exc)
         finally:
             if task is not None:
                 self._tasks.discard(task)
@@ -303,8 +307,9 @@ class Node:
     def dial(self, address: tuple[str, int], device_id: str = "") -> None:
         self.dialer.dial(address, device_id)
 
-    async def _dial_once(self, address: tuple[str, int]) -> str | None:
-        """One connection to `address`; the household member that answered there, if one did."""
+    async def _dial_once(self, address: tuple[str, int]) -> tuple[str | None, bool]:
+        """One connection to `address`: (the household member that answered there, if one did;
+        whether the session was refused, by us or by it, rather than cut)."""
         pems = [d.cert_pem for d in self._trusted.values()]
         ctx = client_context(self.identity, pems)
         reader, writer = await asyncio.wait_for(
@@ -313,18 +318,21 @@ class Node:
         member = self._trusted.get(fp or "")
         if member is None or member.device_id == self.identity.device_id:
             writer.close()  # not a member, or ourselves
-            return None
+            return None, False
         if member.device_id in self.connections:
             # Connected already (it dialled us meanwhile): a second session would make the
             # pair drop one of the two as a duplicate, perhaps mid-catch-up.
             writer.close()
-            return member.device_id
-        await self._sync(reader, writer, member.device_id, initiator=self.identity.device_id,
-                         address=f"{address[0]}:{address[1]}")
-        return member.device_id  # a member answered: the link, not the peer, is what broke
+            return member.device_id, False
+        refused = await self._sync(reader, writer, member.device_id,
+                                   initiator=self.identity.device_id,
+                                   address=f"{address[0]}:{address[1]}")
+        return member.device_id, refused
 
     async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     device_id: str, initiator: str, address: str) -> bool:
+        """Run one session to its end; True if it was refused (by either side, or by our own
+        store) rather than cut by the network."""
         self.dialer.contact_from(device_id)
         session = await self._run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
@@ -337,11 +345,16 @@ class Node:
                 del self.connections[device_id]
                 self._presence_written.pop(device_id, None)
                 if reason != "duplicate connection":
-                    await self._run(lambda: peer_state.disconnected(
-                        self.store, device_id, conn.last_heard, reason))
+                    try:
+                        await self._run(lambda: peer_state.disconnected(
+                            self.store, device_id, conn.last_heard, reason))
+                    except StoreError as exc:  # (our disk is full: it says offline next start)
+                        errors.report("recording a disconnection", str(exc), exc)
             log.info("sync with %s ended (%d bytes sent, %d received): %s", device_id,
                      conn.link.session.bytes_sent, conn.link.session.bytes_received, reason)
-        return conn.link.session.peer is not None
+        if conn.error is not None:
+            return conn.error.startswith("internal error")
+        return closed is not None and closed.reason not in CUT
 
     def _hello(self) -> Hello:
         listen = self.bound[1] if self.bound else 0
@@ -375,3 +388,6 @@ class Node:
 
 
 INSTANCE = os.urandom(8).hex()
+#: How a session ends when the network, not a decision, ended it.
+CUT = ("connection closed by peer", "no sign of life (keepalive timeout)", "duplicate connection",
+       "peer refused: duplicate connection")

@@ -8,12 +8,27 @@ app) go through `app.household_status`, so they all tell the same story.
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from app.errors import StoreError
 
 from sync.discovery import Seen
 from sync.store import Store
+
+
+def _write(store: Store, sql: str, params: Sequence[object] | list[Sequence[object]],
+           many: bool = False) -> None:
+    """One autocommit write; a full or read-only disk is a StoreError, as in the store."""
+    try:
+        if many:
+            store.db.conn.executemany(sql, params)  # type: ignore[arg-type]
+        else:
+            store.db.conn.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"cannot write to the store: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -29,8 +44,8 @@ class Presence:
 def connected(store: Store, device_id: str, address: str, listen_address: str | None) -> None:
     """A session with `device_id` began (its HELLO arrived)."""
     now = time.time()
-    store.db.conn.execute(
-        "INSERT INTO peer_status (device_id, address, listen_address, last_seen, online,"
+    _write(
+        store, "INSERT INTO peer_status (device_id, address, listen_address, last_seen, online,"
         " last_error) VALUES (?, ?, ?, ?, 1, NULL) ON CONFLICT(device_id) DO UPDATE SET"
         " address = excluded.address, last_seen = excluded.last_seen, online = 1,"
         " listen_address = COALESCE(excluded.listen_address, peer_status.listen_address),"
@@ -40,8 +55,8 @@ def connected(store: Store, device_id: str, address: str, listen_address: str | 
 
 def caught_up(store: Store, device_id: str) -> None:
     now = time.time()
-    store.db.conn.execute(
-        "UPDATE peer_status SET last_sync = ?, last_seen = ?, catch_up_total = NULL,"
+    _write(
+        store, "UPDATE peer_status SET last_sync = ?, last_seen = ?, catch_up_total = NULL,"
         " catch_up_done = NULL WHERE device_id = ?", [now, now, device_id])
 
 
@@ -50,22 +65,21 @@ def heard(store: Store, presences: Iterable[Presence]) -> None:
     rows = [(p.last_heard, p.catch_up_total, p.catch_up_done if p.catch_up_total is not None
              else None, p.device_id) for p in presences]
     if rows:
-        store.db.conn.executemany(
-            "UPDATE peer_status SET last_seen = ?, catch_up_total = ?, catch_up_done = ?"
-            " WHERE device_id = ?", rows)
+        _write(store, "UPDATE peer_status SET last_seen = ?, catch_up_total = ?,"
+               " catch_up_done = ? WHERE device_id = ?", rows, many=True)
 
 
 def disconnected(store: Store, device_id: str, last_heard: float, reason: str | None) -> None:
-    store.db.conn.execute(
-        "UPDATE peer_status SET online = 0, last_seen = MAX(COALESCE(last_seen, 0), ?),"
+    _write(
+        store, "UPDATE peer_status SET online = 0, last_seen = MAX(COALESCE(last_seen, 0), ?),"
         " last_error = ?, catch_up_total = NULL, catch_up_done = NULL WHERE device_id = ?",
         [last_heard, reason, device_id])
 
 
 def all_offline(store: Store) -> None:
     """At node start: whatever a previous (perhaps killed) node left marked online is not."""
-    store.db.conn.execute("UPDATE peer_status SET online = 0, catch_up_total = NULL,"
-                          " catch_up_done = NULL WHERE online = 1 OR catch_up_total IS NOT NULL")
+    _write(store, "UPDATE peer_status SET online = 0, catch_up_total = NULL,"
+           " catch_up_done = NULL WHERE online = 1 OR catch_up_total IS NOT NULL", [])
 
 
 def known_addresses(store: Store, members: set[str]) -> dict[str, str]:
@@ -80,8 +94,8 @@ def known_addresses(store: Store, members: set[str]) -> dict[str, str]:
 
 
 def record_seen(store: Store, seen: Seen) -> None:
-    store.db.conn.execute(
-        "INSERT INTO peers_seen (name, device_prefix, household_hash, addresses, port,"
+    _write(
+        store, "INSERT INTO peers_seen (name, device_prefix, household_hash, addresses, port,"
         " can_run_models, model, tok_s, online, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(name) DO UPDATE SET addresses = excluded.addresses, port = excluded.port,"
         " household_hash = excluded.household_hash, can_run_models = excluded.can_run_models,"
