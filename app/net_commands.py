@@ -194,9 +194,21 @@ def _invite(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tell_wrong_tries(ctx: Context, code: str, told: int) -> int:
+    """Say when someone tried a wrong code here (the code stays open); returns the count."""
+    count, what = pairing.wrong_tries(ctx.store.db.conn, code)
+    if count > told:
+        print(f"covey: a wrong code was tried: {what}; the code stays open (it closes after "
+              f"{pairing.MAX_WRONG_TRIES} wrong tries)", file=sys.stderr, flush=True)
+    return count
+
+
 def _wait_for_offer(ctx: Context, code: str, expires_at: float) -> tuple[str, str | None, str | None]:
+    told = 0
     while True:
         state, device, reason, _ = pairing.offer_state(ctx.store.db.conn, code)
+        if state == "open":
+            told = _tell_wrong_tries(ctx, code, told)
         if state in ("used", "failed"):
             return state, device, reason
         if time.time() > expires_at:
@@ -209,10 +221,13 @@ async def _wait_with_node(ctx: Context, options: NodeOptions, code: str,
     stop = asyncio.Event()
     node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
     task = asyncio.create_task(node.run(stop))
+    told = 0
     try:
         while not task.done():
             state, device, reason, _ = await asyncio.to_thread(
                 pairing.offer_state, ctx.store.db.conn, code)
+            if state == "open":
+                told = _tell_wrong_tries(ctx, code, told)
             if state in ("used", "failed"):
                 return state, device, reason
             if time.time() > expires_at:

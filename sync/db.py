@@ -155,6 +155,13 @@ def m010_search_index_in_bulk(db: sqlite_utils.Database) -> None:
     db.execute("DROP TRIGGER messages_ai")
 
 
+def m011_pairing_tries(db: sqlite_utils.Database) -> None:
+    """Wrong pairing tries are counted (per offer and per address) instead of using the code up."""
+    db.execute("ALTER TABLE pairing_offers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE TABLE pairing_failures (code TEXT NOT NULL, address TEXT NOT NULL,"
+               " count INTEGER NOT NULL, PRIMARY KEY (code, address))")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -166,6 +173,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m008_job_columns", m008_job_columns),
     ("m009_presence", m009_presence),
     ("m010_search_index_in_bulk", m010_search_index_in_bulk),
+    ("m011_pairing_tries", m011_pairing_tries),
 ]
 
 

@@ -70,7 +70,9 @@ def load_or_create(directory: Path, device_name: str) -> Identity:
 def _generate(directory: Path, key_path: Path, cert_path: Path, device_name: str) -> None:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_name[:64] or "covey")])
+    # No device name in the certificate: a stranger's TLS handshake would read it. Names
+    # travel inside authenticated sessions (pairing, the household document).
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "covey")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()

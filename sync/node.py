@@ -73,6 +73,7 @@ class Node:
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence_written: dict[str, peer_state.Presence] = {}
+        self._unknown: dict[object, str] = {}  # pairing connections under way → their host
         self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -290,8 +291,19 @@ class Node:
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
         fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
-        if fp is None:
-            paired = await pair_flow.serve(reader, writer, self.store, self.identity, self.executor)
+        if fp is None:  # no certificate: it may only try to pair, within limits
+            host = peer[0] if peer else "?"
+            if (len(self._unknown) >= MAX_UNKNOWN
+                    or sum(1 for h in self._unknown.values() if h == host) >= MAX_UNKNOWN_PER_HOST):
+                writer.transport.abort()  # strangers do not get to hold our connections
+                return
+            token = object()
+            self._unknown[token] = host
+            try:
+                paired = await pair_flow.serve(reader, writer, self.store, self.identity,
+                                               self.executor, host)
+            finally:
+                del self._unknown[token]
             if paired is not None:
                 self.paired.append(paired)
                 await self._refresh_trust()
@@ -299,7 +311,7 @@ class Node:
         member = self._trusted.get(fp)
         if member is None:
             log.warning("refused %s: certificate %s… is not a household member", address, fp[:16])
-            writer.close()
+            writer.transport.abort()  # at once: nothing to say to it
             return
         await self._sync(reader, writer, member.device_id, initiator=member.device_id,
                          address=address)
@@ -388,6 +400,8 @@ class Node:
 
 
 INSTANCE = os.urandom(8).hex()
+MAX_UNKNOWN = 16  # connections without a certificate (pairing attempts) at once …
+MAX_UNKNOWN_PER_HOST = 4  # … and from one address
 #: How a session ends when the network, not a decision, ended it.
 CUT = ("connection closed by peer", "no sign of life (keepalive timeout)", "duplicate connection",
        "peer refused: duplicate connection")

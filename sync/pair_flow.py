@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from sync.tls import pairing_client_context, peer_fingerprint
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STEP_TIMEOUT = 30.0
+EXCHANGE_DEADLINE = 10.0  # the inviter's limit for a whole exchange with an unknown device
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def _pair_frame(**header: Any) -> bytes:
 
 
 async def join(host: str, port: int, code: str, store: Store, identity: Identity, name: str,
-               executor: Executor) -> Paired:
-    """Join the household of the device at host:port that shows `code`."""
+               executor: Executor, local_addr: tuple[str, int] | None = None) -> Paired:
+    """Join the household of the device at host:port that shows `code` (from `local_addr`,
+    on a device with several addresses)."""
     loop = asyncio.get_running_loop()
 
     async def run(fn: Callable[[], T]) -> T:
@@ -67,7 +69,8 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
 
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=pairing_client_context()), STEP_TIMEOUT)
+            asyncio.open_connection(host, port, ssl=pairing_client_context(),
+                                    local_addr=local_addr), STEP_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         raise PairingError(f"cannot reach {host}:{port} ({exc!r}); is `covey pair` or "
                            "`covey serve` running there?") from None
@@ -116,8 +119,11 @@ def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: 
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, store: Store,
-                identity: Identity, executor: Executor) -> Paired | None:
-    """Answer a pairing attempt on a connection whose client presented no certificate."""
+                identity: Identity, executor: Executor, address: str = "?") -> Paired | None:
+    """Answer a pairing attempt on a connection whose client presented no certificate.
+
+    The whole exchange has one deadline (a stranger trickling bytes cannot hold it open), and
+    a failed exchange is a wrong try that leaves the code open for the real device."""
     loop = asyncio.get_running_loop()
 
     async def run(fn: Callable[[], T]) -> T:
@@ -126,48 +132,63 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
     decoder = FrameDecoder()
     code: str | None = None
     try:
-        start = await _read_pair(reader, decoder)
-        number = start.get("number")
-        if start.get("step") != "start" or type(number) is not int:
-            raise PairingError("malformed pairing request")
-        code = await run(lambda: pairing.take_offer(store.db.conn, number))
-        if code is None:
-            writer.write(_pair_frame(step="fail", reason="no pairing code with that number is "
-                                     "open on this device (expired or already used?)"))
+        async with asyncio.timeout(EXCHANGE_DEADLINE):
+            start = await _read_pair(reader, decoder)
+            number = start.get("number")
+            if start.get("step") != "start" or type(number) is not int:
+                raise PairingError("malformed pairing request")
+            code, refusal = await run(lambda: pairing.take_offer(store.db.conn, number, address))
+            if code is None:
+                writer.write(_pair_frame(step="fail", reason=refusal))
+                await writer.drain()
+                return None
+            spake, message = pairing.inviter_start(code)
+            key = pairing.finish(spake, start.get("spake"))
+            writer.write(_pair_frame(step="spake", spake=message.hex()))
+            confirm = await _read_pair(reader, decoder)
+            device_id, joiner_fp, pem = pairing.cert_identity(confirm.get("cert"))
+            expected = pairing.confirmation(key, pairing.ID_JOINER, identity.fingerprint, joiner_fp)
+            if not hmac.compare_digest(str(confirm.get("mac")), expected):
+                raise PairingError("wrong code: nothing was trusted")
+            taken = code
+            if not await run(lambda: pairing.claim_offer(store.db.conn, taken)):
+                code = None  # (not a wrong try: another device was quicker)
+                raise PairingError("that code was used by another device a moment ago")
+            name = pairing.clean_name(start.get("name"))
+            try:
+                data = await run(lambda: _admit(store, device_id, joiner_fp, pem, name, identity))
+            except BaseException:
+                await run(lambda: pairing.finish_offer(store.db.conn, taken, "open"))
+                code = None
+                raise
+            code = None  # from here on, the offer is used, whatever the joiner does
+            writer.write(_pair_frame(step="accept", household=data.hex(), mac=pairing.confirmation(
+                key, pairing.ID_INVITER, identity.fingerprint, joiner_fp)))
+            await run(lambda: pairing.finish_offer(store.db.conn, taken, "used", device_id))
             await writer.drain()
-            return None
-        spake, message = pairing.inviter_start(code)
-        key = pairing.finish(spake, start.get("spake"))
-        writer.write(_pair_frame(step="spake", spake=message.hex()))
-        confirm = await _read_pair(reader, decoder)
-        device_id, joiner_fp, pem = pairing.cert_identity(confirm.get("cert"))
-        expected = pairing.confirmation(key, pairing.ID_JOINER, identity.fingerprint, joiner_fp)
-        if not hmac.compare_digest(str(confirm.get("mac")), expected):
-            raise PairingError("wrong code: nothing was trusted")
-        name = pairing.clean_name(start.get("name"))
-        data = await run(lambda: _admit(store, device_id, joiner_fp, pem, name, identity))
-        writer.write(_pair_frame(step="accept", household=data.hex(), mac=pairing.confirmation(
-            key, pairing.ID_INVITER, identity.fingerprint, joiner_fp)))
-        await writer.drain()
-        await run(lambda: pairing.finish_offer(store.db.conn, code, "used", device_id))  # type: ignore[arg-type]
-        return Paired(device_id, joiner_fp, name)
+            return Paired(device_id, joiner_fp, name)
     except PairingError as exc:
         try:  # tell the other side why, if it is still listening
             writer.write(_pair_frame(step="fail", reason=str(exc)))
-            await asyncio.wait_for(writer.drain(), 5)
+            await asyncio.wait_for(writer.drain(), 2)
         except (ConnectionError, TimeoutError):
             pass
-        if code is not None:
-            reason = str(exc)
-            await run(lambda: pairing.finish_offer(store.db.conn, code, "failed", None, reason))  # type: ignore[arg-type]
-        log.warning("pairing attempt failed: %s", exc)
+        await _wrong_try(run, store, code, address)
+        log.warning("pairing attempt from %s failed: %s", address, exc)
         return None
     except (TimeoutError, ConnectionError):
-        if code is not None:
-            await run(lambda: pairing.finish_offer(store.db.conn, code, "failed", None, "broke off"))  # type: ignore[arg-type]
+        await _wrong_try(run, store, code, address)
+        log.info("pairing attempt from %s broke off or ran out of time", address)
         return None
     finally:
         writer.close()
+
+
+async def _wrong_try(run: Callable[[Callable[[], None]], Awaitable[None]], store: Store,
+                     code: str | None, address: str) -> None:
+    if code is not None:  # an exchange at an open offer that did not succeed
+        taken = code
+        await run(lambda: pairing.wrong_try(store.db.conn, taken, address))
 
 
 def _admit(store: Store, device_id: str, fp: str, pem: str, name: str, identity: Identity) -> bytes:

@@ -4,8 +4,15 @@ The code is the password of a SPAKE2 exchange run inside TLS. The joiner present
 certificate (nobody trusts it yet); instead each side proves knowledge of the code with a MAC
 over both certificates' fingerprints as each side saw them, so a wrong code, or anyone in the
 middle, fails on both sides and trusts nothing. On success the inviter adds the joiner to its
-household and hands over the household document; the joiner adopts it. A code works once
-(whatever the outcome) and expires after a few minutes.
+household and hands over the household document; the joiner adopts it. A code works once and
+expires after a few minutes.
+
+Strangers cannot burn or hold a code: a wrong try does not use it up. Each address gets
+`TRIES_PER_ADDRESS` wrong tries at an offer, then is refused for it; after `MAX_WRONG_TRIES` in
+all the offer is closed (an online guess of two words in 40,000 then succeeds with odds of at
+most 1 in 2,000), and the inviter is told how many wrong tries came from where. Exchanges do
+not lock the offer (only success uses it), and the node gives each unauthenticated connection
+one overall deadline.
 
     joiner                                   inviter
     PAIR start {number, spake, name, device} ─►
@@ -50,6 +57,8 @@ WORDS = (
 ).split()
 CODE = re.compile(r"^([2-9]|[1-9][0-9])-([a-z]+)-([a-z]+)$")
 OFFER_TTL = 300.0  # seconds a code stays valid
+TRIES_PER_ADDRESS = 3  # wrong tries one address may make at one offer
+MAX_WRONG_TRIES = 20  # wrong tries in all before the offer is closed
 ID_JOINER, ID_INVITER = b"covey-joiner", b"covey-inviter"
 
 
@@ -95,22 +104,58 @@ def open_offer(conn: sqlite3.Connection, code: str, ttl: float = OFFER_TTL) -> O
     return Offer(code, now + ttl)
 
 
-def take_offer(conn: sqlite3.Connection, number: int) -> str | None:
-    """The open, unexpired code with this number, now consumed (single use), or None."""
+def take_offer(conn: sqlite3.Connection, number: int, address: str) -> tuple[str | None, str]:
+    """(the open, unexpired code with this number, "") — or (None, why it is refused).
+
+    Taking it does not use it up: only `claim_offer`, after the exchange succeeded, does."""
     row = conn.execute(
         "SELECT code FROM pairing_offers WHERE number = ? AND state = 'open' AND expires_at > ?",
         [number, time.time()]).fetchone()
     if row is None:
-        return None
+        return None, ("no pairing code with that number is open on this device (expired or "
+                      "already used?)")
+    tries = conn.execute("SELECT count FROM pairing_failures WHERE code = ? AND address = ?",
+                         [row[0], address]).fetchone()
+    if tries is not None and tries[0] >= TRIES_PER_ADDRESS:
+        return None, f"too many wrong tries from {address}: this code is closed to it"
+    return str(row[0]), ""
+
+
+def wrong_try(conn: sqlite3.Connection, code: str, address: str) -> None:
+    """Count a failed exchange; close the offer once there were too many in all."""
+    conn.execute("INSERT INTO pairing_failures (code, address, count) VALUES (?, ?, 1)"
+                 " ON CONFLICT(code, address) DO UPDATE SET count = count + 1", [code, address])
+    rows = conn.execute("SELECT address, count FROM pairing_failures WHERE code = ?"
+                        " ORDER BY count DESC", [code]).fetchall()
+    total = sum(r[1] for r in rows)
+    where = ", ".join(f"{n} from {a}" for a, n in rows[:5]) + (" …" if len(rows) > 5 else "")
+    if total >= MAX_WRONG_TRIES:
+        conn.execute("UPDATE pairing_offers SET state = 'failed', failures = ?, reason = ?"
+                     " WHERE code = ? AND state = 'open'",
+                     [total, f"closed after {total} wrong tries ({where})", code])
+    else:
+        conn.execute("UPDATE pairing_offers SET failures = ?, reason = ? WHERE code = ?",
+                     [total, f"{total} wrong tries so far ({where})", code])
+
+
+def claim_offer(conn: sqlite3.Connection, code: str) -> bool:
+    """Use the offer up for a successful exchange; False if another device just did."""
     cur = conn.execute("UPDATE pairing_offers SET state = 'in_progress' WHERE code = ?"
-                       " AND state = 'open'", [row[0]])
-    return str(row[0]) if cur.rowcount == 1 else None
+                       " AND state = 'open' AND expires_at > ?", [code, time.time()])
+    return cur.rowcount == 1
 
 
 def finish_offer(conn: sqlite3.Connection, code: str, state: str, device: str | None = None,
                  reason: str | None = None) -> None:
     conn.execute("UPDATE pairing_offers SET state = ?, device = ?, reason = ? WHERE code = ?",
                  [state, device, reason, code])
+
+
+def wrong_tries(conn: sqlite3.Connection, code: str) -> tuple[int, str | None]:
+    """(wrong tries so far, what the inviter is told of them) for an offer."""
+    row = conn.execute("SELECT failures, reason FROM pairing_offers WHERE code = ?",
+                       [code]).fetchone()
+    return (int(row[0]), row[1]) if row else (0, None)
 
 
 def offer_state(conn: sqlite3.Connection, code: str) -> tuple[str, str | None, str | None, float]:

@@ -128,26 +128,31 @@ def test_revoked_device_is_refused_after_the_revocation_syncs(devices) -> None: 
     assert [m["revoked"] for m in members if m["device_id"] == c.device_id] == [True]
 
 
-def test_wrong_code_fails_on_both_sides_and_trusts_nothing(devices) -> None:  # type: ignore[no-untyped-def]
-    a, b = devices("a"), devices("b")
+def test_a_wrong_code_trusts_nothing_and_leaves_the_code_open(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = devices("a"), devices("b"), devices("c")
     invite = a.popen("pair", "--code", "8-violet-anchor", "--listen", a.address)
     try:
         from tests.devices import _offer_open
 
         eventually(lambda: _offer_open(a, "8-violet-anchor"))
-        joined = b.covey("pair", "8-violet-apple", "--address", a.address)
+        joined = c.covey("pair", "8-violet-apple", "--address", a.address)
         assert joined.returncode != 0 and "wrong code" in joined.stderr
         assert "Traceback" not in joined.stderr
+        members = json.loads(c.covey("devices", "--json").stdout)
+        assert [m["device_id"] for m in members] == [c.device_id]  # c trusts nothing
+        # The wrong try did not use the code up: the real device still pairs with it.
+        right = b.covey("pair", "8-violet-anchor", "--address", a.address)
+        assert right.returncode == 0, right.stderr
         _, err = invite.communicate(timeout=30)
-        assert invite.returncode != 0 and "wrong code" in err.decode()
+        assert invite.returncode == 0, err.decode()
+        assert "a wrong code was tried: 1 wrong tries so far (1 from 127.0.0.1)" in err.decode()
     finally:
         if invite.poll() is None:
             invite.kill()
-    for dev in (a, b):
-        members = json.loads(dev.covey("devices", "--json").stdout)
-        assert [m["device_id"] for m in members] == [dev.device_id]
-    # the code is used up: the right code does not work any more either
-    retry = b.covey("pair", "8-violet-anchor", "--address", a.address)
+    members = json.loads(a.covey("devices", "--json").stdout)
+    assert sorted(m["name"] for m in members) == ["a", "b"]  # never c
+    # now the code is used up: it works no more
+    retry = c.covey("pair", "8-violet-anchor", "--address", a.address)
     assert retry.returncode != 0
 
 
@@ -161,3 +166,17 @@ def test_bad_codes_are_a_clear_error(devices) -> None:  # type: ignore[no-untype
 def test_private_key_is_0600(tmp_path: Path) -> None:
     identity = load_or_create(Paths.at(tmp_path).identity_dir, "x")
     assert stat.S_IMODE(identity.key_path.stat().st_mode) == 0o600
+
+
+def test_a_certificate_tells_a_stranger_no_device_name(tmp_path: Path) -> None:
+
+    from cryptography import x509
+
+    identity = load_or_create(Paths.at(tmp_path).identity_dir, "Anna's laptop")
+    cert = x509.load_pem_x509_certificate(identity.cert_pem.encode())
+    assert "Anna" not in cert.subject.rfc4514_string()
+    assert "Anna" not in cert.issuer.rfc4514_string()
+    if shutil.which("openssl"):  # as a stranger's tool shows it
+        shown = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=identity.cert_pem,
+                               capture_output=True, text=True, check=True).stdout
+        assert "Anna" not in shown and "covey" in shown

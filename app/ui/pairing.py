@@ -99,6 +99,9 @@ class PairingScreen(ModalScreen[bool]):
         elif time.time() > self.expires_at:
             self._stop_watch()
             self._status("The code expired. Show a new one to try again.")
+        elif state == "open" and reason:  # wrong tries were made; the code stays open
+            self._status(f"Someone tried a wrong code: {reason}. The code stays open for "
+                         f"{max(0, int(self.expires_at - time.time()))} s.")
 
     def _stop_watch(self) -> None:
         if self._watch is not None:
