@@ -27,7 +27,7 @@ from sync.store import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 4.0  # an attempt not renewed for this long may be taken over
+LEASE_SECONDS = 4.0  # an attempt that shows no sign of life for this long may be taken over
 RENEW_EVERY = 1.0
 COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
 COMMIT_EVERY_PIECES = 2
@@ -73,7 +73,7 @@ def attach_job(store: Store, turn: Turn, assignee: str,
         if title:
             settings = (settings or {}) | {"title": True}
         jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
-        holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee, LEASE_SECONDS))
+        holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee))
 
     store.write(turn.conversation_id, setup, touched={turn.answer_id})
     return holder[0]
@@ -101,7 +101,7 @@ def take_over(store: Store, ref: JobRef, assignee: str) -> str:
     n = (job.current.n if job and job.current else 0) + 1
     holder: list[str] = []
     store.write(ref.conversation_id, lambda doc: holder.append(jobs.add_attempt(
-        doc, ref.answer_id, n, store.device_id, assignee, LEASE_SECONDS)), touched={ref.answer_id})
+        doc, ref.answer_id, n, store.device_id, assignee)), touched={ref.answer_id})
     log.info("took over %s as attempt %s on %s", ref.answer_id, holder[0], assignee)
     return holder[0]
 
@@ -207,7 +207,7 @@ class AttemptRunner:
                 return
             attempt.insert("started", True)
             attempt.insert("model", self.model.info.name)
-            attempt.insert("lease_until", time.time() + LEASE_SECONDS)
+            jobs.beat(attempt)
             from sync import conversation as schema
 
             entry = schema.message_map(doc, ref.answer_id)
@@ -234,7 +234,7 @@ class AttemptRunner:
                 body = jobs.attempt_text(attempt)
                 body.insert(body.len_unicode, text)
             if renew:
-                attempt.insert("lease_until", time.time() + LEASE_SECONDS)
+                jobs.beat(attempt)
             if status is not None:
                 from sync import conversation as schema
 

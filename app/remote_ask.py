@@ -30,6 +30,10 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
     out = on_piece or _print
     note = on_note or _print_note
     shown_attempt, shown = "", 0
+    # The runner's signs of life, timed on this device's monotonic clock (never its clock
+    # against ours): the attempt, its beat, its text, whether it started.
+    life: tuple[object, ...] = ()
+    life_at = time.monotonic()
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -52,8 +56,12 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
             if current is not None and current.refused:
                 note(_restart("the other device declined", current.n + 1, shown))
                 return _take_over_here(ctx, ref, params, out, cancel)
+            if current is not None:
+                sign = (current.id, current.beat, len(current.text), current.started)
+                if sign != life:
+                    life, life_at = sign, time.monotonic()
             if (current is not None and current.assignee and status in ("queued", "streaming")
-                    and time.time() > current.lease_until + TAKEOVER_GRACE):
+                    and time.monotonic() - life_at > lease + TAKEOVER_GRACE):
                 note(_restart("the other device went silent", current.n + 1, shown))
                 return _take_over_here(ctx, ref, params, out, cancel)
             time.sleep(WATCH_EVERY)

@@ -4,17 +4,20 @@ On the message map, `job` is a map:
     requested_by   device that asked
     cancel         true once anyone asked to stop
     attempts       map: attempt id ("<n>-<device that made it>") → map
-                     n, assignee, model, lease_until (epoch s), started (bool), text (LoroText)
+                     n, assignee, model, beat (renewal counter), started (bool), text (LoroText)
 
 The current attempt is the greatest (n, id). Each attempt streams into its own text, so a stale
 runner (killed, or partitioned and still writing) can never interleave with the attempt that
 replaced it: the message shows the current attempt's text only. An attempt is run at most once:
 its assignee marks it `started` before generating and never starts a started attempt again.
+
+Liveness never compares clocks across devices: the runner bumps `beat` while it works, and a
+watcher times the gaps between the changes it sees on its own monotonic clock (a runner whose
+clock is an hour ahead or thirty seconds behind looks exactly as alive as it is).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,7 +32,7 @@ class Attempt:
     n: int
     assignee: str
     model: str
-    lease_until: float
+    beat: int  # bumped by the runner as it works: a sign of life, never a time
     started: bool
     text: str
     refused: bool = False  # the assignee will not run it (not serving peers, queue full)
@@ -56,11 +59,10 @@ def read_job(raw_message: dict[str, Any]) -> Job | None:
     for aid, a in (raw_attempts.items() if isinstance(raw_attempts, dict) else []):
         if not isinstance(a, dict) or type(a.get("n")) is not int:
             continue
-        lease = a.get("lease_until")
+        beat = a.get("beat")
         attempts.append(Attempt(
             id=str(aid), n=a["n"], assignee=str(a.get("assignee", "")),
-            model=str(a.get("model", "")),
-            lease_until=float(lease) if isinstance(lease, (int, float)) else 0.0,
+            model=str(a.get("model", "")), beat=beat if type(beat) is int else 0,
             started=a.get("started") is True, text=str(a.get("text", "")),
             refused=a.get("refused") is True))
     params = job.get("params")
@@ -86,8 +88,7 @@ def start_job(doc: LoroDoc, message_id: str, requested_by: str,
             settings.insert(key, value)
 
 
-def add_attempt(doc: LoroDoc, message_id: str, n: int, made_by: str, assignee: str,
-                lease_seconds: float) -> str:
+def add_attempt(doc: LoroDoc, message_id: str, n: int, made_by: str, assignee: str) -> str:
     """A new attempt (superseding the current one); returns its id."""
     entry = schema.message_map(doc, message_id)
     if entry is None:
@@ -97,7 +98,7 @@ def add_attempt(doc: LoroDoc, message_id: str, n: int, made_by: str, assignee: s
     attempt = _child_map(attempts, aid)
     attempt.insert("n", n)
     attempt.insert("assignee", assignee)
-    attempt.insert("lease_until", time.time() + lease_seconds)
+    attempt.insert("beat", 0)
     attempt.insert("started", False)
     attempt.get_or_create_container("text", LoroText())
     entry.insert("status", "queued")
@@ -133,4 +134,10 @@ def refuse(doc: LoroDoc, message_id: str, aid: str) -> None:
     attempt = attempt_map(doc, message_id, aid)
     if attempt is not None:
         attempt.insert("refused", True)
-        attempt.insert("lease_until", 0.0)
+
+
+def beat(attempt: LoroMap) -> None:
+    """A sign of life from the attempt's runner."""
+    current = attempt.get("beat")
+    value = schema.plain(current) if current is not None else 0
+    attempt.insert("beat", (value if type(value) is int else 0) + 1)

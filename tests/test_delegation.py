@@ -226,3 +226,50 @@ def test_asking_on_an_offline_device_says_so_at_once(devices, when_alone: str) -
         assert final["status"] == "done" and final["model"] == "pi-model"
     else:
         assert final["status"] == "queued" and "queued" in out.stderr
+
+
+def skewed(offset: str) -> list[str]:
+    """Run a device with its wall clock off by `offset` (libfaketime, preloaded by `env`, which
+    execs: signals reach the device itself). Its monotonic clock is shifted too, which is
+    harmless — that clock is only ever compared with itself."""
+    import glob
+
+    found = glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob(
+        "/usr/lib/faketime/libfaketime.so.1")
+    if not found:
+        pytest.skip("needs libfaketime (Debian package faketime) to skew a device's clock")
+    return ["env", f"LD_PRELOAD={found[0]}", f"FAKETIME={offset}"]
+
+
+def test_a_runner_whose_clock_is_behind_is_not_taken_over(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.05,words=20,name=slow")
+    b = devices("laptop", "fake:delay=0.02,words=150,name=fast")
+    pair(a, b)
+    a.serve()
+    b.serve(prefix=skewed("-30s"))  # the runner's clock is 30 s behind
+    eventually(lambda: ready_to_route(a, b))
+    out = a.covey("ask", "--on", b.name, "a healthy runner, a wrong clock")
+    assert out.returncode == 0, out.stderr
+    final = last_answer(a)
+    assert final["attempts"] == 1 and final["model"] == "fast"  # never taken over
+    assert final["text"] == answer(150) and "[covey:" not in out.stdout
+
+
+def test_a_killed_runner_whose_clock_is_ahead_is_taken_over_promptly(devices) -> None:  # type: ignore[no-untyped-def]
+    a = devices("pi", "fake:delay=0.005,words=300,name=pi-model")
+    b = devices("laptop", "fake:delay=0.03,words=300,name=laptop-model")
+    pair(a, b)
+    a.serve()
+    b.serve(prefix=skewed("+1h"))  # the runner's clock is an hour ahead
+    eventually(lambda: ready_to_route(a, b))
+    asking = a.popen("ask", "--on", b.name, "then it dies")
+    eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
+    b.kill()
+    killed = time.monotonic()
+    out, err = asking.communicate(timeout=60)
+    took = time.monotonic() - killed
+    assert asking.returncode == 0, err.decode()
+    final = last_answer(a)
+    assert final["attempts"] == 2 and final["model"] == "pi-model"
+    print(f"\nrunner 1 h ahead, killed → answer finished here {took:.1f} s later")
+    assert took < 15  # lease (4 s) + grace, then 300 words at 5 ms: not the skew's hour

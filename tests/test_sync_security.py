@@ -169,7 +169,6 @@ def test_private_key_is_0600(tmp_path: Path) -> None:
 
 
 def test_a_certificate_tells_a_stranger_no_device_name(tmp_path: Path) -> None:
-
     from cryptography import x509
 
     identity = load_or_create(Paths.at(tmp_path).identity_dir, "Anna's laptop")
