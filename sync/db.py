@@ -8,6 +8,8 @@ several covey processes on one home queue for the write lock instead of failing 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -16,6 +18,10 @@ from pathlib import Path
 import sqlite_utils
 
 from app.errors import CorruptStoreError, StoreError
+
+
+class NewerStoreError(StoreError):
+    """The store was made by a newer covey than this one."""
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 60_000
@@ -194,6 +200,8 @@ def open_database(path: Path, migrations: list[tuple[str, Migration]] | None = N
         db = sqlite_utils.Database(conn)
         _check_is_covey(db, path)
         migrate(db, MIGRATIONS if migrations is None else migrations)
+    except sqlite3.OperationalError as exc:  # the disk or the file, not the store's contents
+        raise io_error(path, exc) from None
     except sqlite3.DatabaseError as exc:
         raise CorruptStoreError(
             f"{path} is damaged or not a covey store ({exc}); move it aside to start afresh"
@@ -201,12 +209,41 @@ def open_database(path: Path, migrations: list[tuple[str, Migration]] | None = N
     return db
 
 
+def io_error(path: Path, exc: sqlite3.OperationalError) -> StoreError:
+    """A clear message for what went wrong around the store file (nothing in it is lost)."""
+    text = str(exc)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if "full" in text or (free is not None and free < (1 << 20) and "I/O" in text):
+        return StoreError(f"the disk holding {path} is full: free some space and try again "
+                          "(nothing stored was lost)")
+    if "readonly" in text or "read-only" in text or _read_only(path):
+        return StoreError(f"{path} cannot be written (a read-only disk or mount, or file "
+                          "permissions): covey needs to write there")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path} stayed locked by another program for "
+                          f"{BUSY_TIMEOUT_MS // 1000} s; try again when it is done")
+    return StoreError(f"cannot use the store {path}: {text}")
+
+
 def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> list[str]:
-    """Apply the migrations not yet recorded, in order; return the names applied now."""
+    """Apply the migrations not yet recorded, in order; return the names applied now.
+
+    A store that records migrations this covey does not know was made by a newer covey: it is
+    refused rather than used as if it were current."""
     applied_now: list[str] = []
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, applied_at REAL)"
     )
+    known = {name for name, _ in MIGRATIONS} | {name for name, _ in migrations}
+    unknown = sorted(r[0] for r in db.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")
+                     if r[0] not in known)
+    if unknown:
+        raise NewerStoreError(
+            f"this store was made by a newer covey (schema {len(unknown) + len(MIGRATIONS)}, "
+            f"this covey knows {len(MIGRATIONS)}: {', '.join(unknown[:3])}); update covey")
     for name, migration in migrations:
         with transaction(db):
             done = db.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", [name]).fetchone()
@@ -233,7 +270,7 @@ class transaction:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write to the store: {exc}") from None
+            raise _write_error(exc) from None
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -244,14 +281,34 @@ class transaction:
                 except sqlite3.OperationalError as error:  # disk full, I/O error: nothing kept
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    raise StoreError(f"cannot write to the store: {error}") from None
+                    raise _write_error(error) from None
             elif self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError):  # e.g. full disk mid-write
-                    raise StoreError(f"cannot write to the store: {exc}") from None
+                    raise _write_error(exc) from None
         finally:
             if not self.fsync:
                 self.conn.execute("PRAGMA synchronous = FULL")
+
+
+def _read_only(path: Path) -> bool:
+    """Whether the store's directory is on a read-only mount, or not writable for us."""
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY) or not os.access(
+            path.parent, os.W_OK)
+    except OSError:
+        return False
+
+
+def _write_error(exc: sqlite3.OperationalError) -> StoreError:
+    text = str(exc)
+    if "full" in text:
+        return StoreError("cannot write to the store: the disk is full (database or disk is "
+                          "full); free some space — nothing stored was lost")
+    if "readonly" in text:
+        return StoreError("cannot write to the store: it is read-only (a read-only disk or "
+                          "mount, or file permissions)")
+    return StoreError(f"cannot write to the store: {text}")
 
 
 def _check_header(path: Path) -> None:

@@ -5,12 +5,14 @@ The joining device's home is a small tmpfs of its own (needs root to mount).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_covey
 from tests.devices import Device, eventually, pair
 
 
@@ -74,3 +76,50 @@ def test_sync_resumes_by_itself_once_a_full_disk_has_room_again(tmp_path: Path,
     finally:
         for d in (a, b):
             d.kill()
+
+
+def test_full_and_read_only_disks_are_said_plainly(tmp_path: Path, small_disk: Path) -> None:
+    from tests.conftest import assert_clean_error
+
+    home = small_disk / "home"
+    (home).mkdir()
+    (home / "config.toml").write_text('model = "fake"\nmdns = false\nauto_title = false\n')
+    first = run_covey("ask", "hello", home=home)
+    assert first.returncode == 0, first.stderr
+    filler = fill(small_disk)
+    for args in (("history",), ("ask", "more")):
+        out = run_covey(*args, home=home)
+        if out.returncode != 0:  # reading may still work; what fails says why, plainly
+            assert_clean_error(out, "full")
+            assert "damaged" not in out.stderr and "internal error" not in out.stderr
+    assert run_covey("ask", "more", home=home).returncode != 0  # a write cannot succeed
+    filler.unlink()
+    assert run_covey("ask", "room again", home=home).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        out = run_covey("ask", "on a read-only disk", home=home)
+        assert_clean_error(out)
+        assert "read-only" in out.stderr and "internal error" not in out.stderr
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    texts = [m["text"] for c in json.loads(run_covey("history", "--json", home=home).stdout)
+             for m in json.loads(run_covey("show", c["id"], "--json", home=home).stdout)["messages"]]
+    assert "hello" in texts and "room again" in texts  # nothing stored was lost
+
+
+def test_a_store_from_a_newer_covey_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.conftest import assert_clean_error
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('model = "fake"\nmdns = false\nauto_title = false\n')
+    assert run_covey("ask", "hello", home=home).returncode == 0
+    conn = sqlite3.connect(home / "covey.db")  # what a newer covey's migration leaves behind
+    conn.execute("INSERT INTO _covey_migrations VALUES ('m099_from_the_future', 0)")
+    conn.commit()
+    conn.close()
+    assert_clean_error(run_covey("history", home=home), "made by a newer covey", "update covey")
+    doctor = run_covey("doctor", home=home)
+    assert doctor.returncode != 0 and "made by a newer covey" in doctor.stdout + doctor.stderr
