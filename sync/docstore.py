@@ -285,7 +285,10 @@ class DocumentStore(SyncReads):
                     raise
                 raise InvalidUpdateError(f"refused update for {doc_id}: {exc}") from None
             pending = pending or status.pending is not None
-        if entry.doc.oplog_vv == before and not pending:
+        if pending:  # it needs changes we never got: storing (and relaying) it would hide that
+            raise InvalidUpdateError(
+                f"refused update for {doc_id}: it depends on changes this device does not have")
+        if entry.doc.oplog_vv == before:
             return False
         applied = bool(entry.doc.oplog_vv.to_spans().inner())
         parsed = self._check(doc_id, entry.doc) if applied else None

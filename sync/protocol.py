@@ -39,8 +39,10 @@ __all__ = ["PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged", "CatchUpPlanne
            "Replica", "Session", "UpdateReceived"]
 
 PART_SIZE = MAX_FRAME - 4096  # body bytes per UPDATE frame, leaving room for the header
-MAX_UPDATE = 256 << 20  # a reassembled update larger than this is refused
-MAX_INDEX_ENTRIES = 5_000_000
+# What one peer may make us hold at once: a conversation's whole history in one update (a
+# decade of daily chat is a few MB), and an index of a household's documents.
+MAX_UPDATE = 64 << 20  # a reassembled update larger than this is refused
+MAX_INDEX_ENTRIES = 500_000
 INDEX_PART = MAX_FRAME - 1024  # body bytes per INDEX frame (its entries, as JSON)
 
 
@@ -341,6 +343,8 @@ class Session:
         if tell_peer and not by_peer:
             self._send(Frame(FrameType.ERROR, {"reason": reason[:500]}))
         self.state = "closed"
+        # What the peer made us hold goes with the connection (a half-sent update, its index).
         self._partial = None
         self._catch_up = None
+        self._peer_index = {}
         self._events.append(Closed(reason, by_peer))

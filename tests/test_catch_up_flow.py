@@ -119,3 +119,80 @@ def test_a_failure_that_repeats_is_reported_once_then_rate_limited(caplog, monke
     assert caplog.records[0].exc_info is not None  # the first one with its traceback
     assert "50 more like it" in caplog.records[1].getMessage()
     assert caplog.records[1].exc_info is None
+
+
+def test_what_a_peer_made_us_hold_is_released_when_the_session_ends() -> None:
+    import tracemalloc
+
+    from sync.frames import Frame, encode
+    from sync.protocol import MAX_UPDATE, PART_SIZE
+
+    replica = BigReplica(0)
+    session = Session(replica, Hello("A", "H", "e", "i", "d1"))
+    session.start()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        session.receive_data(encode(Frame(FrameType.HELLO, Hello("B", "H", "e", "i", "d2")
+                                          .to_header())))
+        # A paired peer starts an update of the largest size allowed and never finishes it …
+        part = bytes(PART_SIZE)
+        session.receive_data(encode(Frame(FrameType.UPDATE, {
+            "doc": "d" * 32, "ack": 1, "part": 0, "sizes": [MAX_UPDATE], "last": False}, part)))
+        for n in range(1, 40):
+            session.receive_data(encode(Frame(FrameType.UPDATE, {
+                "doc": "d" * 32, "ack": 1, "part": n, "last": False}, part)))
+        holding = tracemalloc.get_traced_memory()[0] - base
+        assert holding > 30 << 20  # ~40 MiB held for the half-sent update
+        session.receive_data(b"")  # … and the connection ends
+        released = tracemalloc.get_traced_memory()[0] - base
+        assert released < 2 << 20, released
+    finally:
+        tracemalloc.stop()
+    # An update announced larger than the limit is refused before anything is kept.
+    other = Session(replica, Hello("A", "H", "e", "i", "d1"))
+    other.start()
+    other.receive_data(encode(Frame(FrameType.HELLO, Hello("B", "H", "e", "i", "d2").to_header())))
+    other.receive_data(encode(Frame(FrameType.UPDATE, {
+        "doc": "d" * 32, "ack": 1, "part": 0, "sizes": [MAX_UPDATE + 1], "last": False}, b"x")))
+    assert other.state == "closed"
+
+
+def test_an_update_whose_dependencies_never_came_is_refused_and_not_acknowledged(
+        tmp_path: Path) -> None:
+    from loro import ExportMode
+
+    from app.errors import InvalidUpdateError
+    from tests.sync_helpers import hello_for
+
+    a, b = open_store(tmp_path / "a", "DEV-A"), open_store(tmp_path / "b", "DEV-B")
+    try:
+        conv = a.create_conversation()
+        middle = a.version_vector(conv)
+        a.add_message(conv, "user", "the second change, alone")
+        from sync import versions
+
+        later = a.read(conv, lambda doc: bytes(doc.export(
+            ExportMode.Updates(versions.decode_vv(middle)))))
+        assert later
+        rows = b.last_seq()
+        try:
+            b.import_updates(conv, later, source="DEV-A")
+            raise AssertionError("a dangling update was taken")
+        except InvalidUpdateError as exc:
+            assert "depends on changes this device does not have" in str(exc)
+        assert b.last_seq() == rows and not b.version_vector(conv)
+        # Over a link: the session ends with the reason, and nothing is acknowledged.
+        link = new_link(b)
+        session = Session(a, hello_for(a))
+        session.start()
+        link.receive(session.data_to_send())
+        session.receive_data(link.outgoing())
+        session.send_catch_up(0)
+        ack = session.send_update(conv, [later])
+        link.receive(session.data_to_send())
+        assert link.closed is not None and "depends on changes" in link.closed.reason
+        assert ack in session.in_flight and b.last_seq() == rows
+    finally:
+        a.close()
+        b.close()
