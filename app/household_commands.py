@@ -48,6 +48,10 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
         line = f"{d.device_id}  {d.name:<20} {mark:<12} last seen {seen}"
         if d.progress:
             line += f"  · {d.progress}"
+        if abs(d.clock_offset) > 120:
+            from sync.node import _span
+
+            line += f"  · its clock is {_span(d.clock_offset)}"
         elif not d.online and d.last_error and not d.this_device:
             line += f"  · last session ended: {d.last_error}"
         print(line)

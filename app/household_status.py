@@ -36,6 +36,7 @@ class DeviceStatus:
     last_error: str | None = None  # why the last session with it ended (None: a clean end)
     catch_up_total: int | None = None  # documents it is sending us in a catch-up under way
     catch_up_done: int = 0
+    clock_offset: float = 0.0  # how far its clock is from ours (seconds; + = ahead)
 
     @property
     def progress(self) -> str | None:
@@ -74,7 +75,7 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     running = NodeLock.held(locks_dir)
     rows = {r[0]: r for r in store.db.conn.execute(
         "SELECT device_id, address, last_seen, last_sync, online, last_error, catch_up_total,"
-        " catch_up_done FROM peer_status")}
+        " catch_up_done, clock_offset FROM peer_status")}
     value = household.snapshot(store)
     devices = []
     for d in household.members_of(value):
@@ -95,6 +96,7 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
             measured_at=float(measured) if isinstance(measured, (int, float)) else None,
             last_error=s[5] if s else None, catch_up_total=total,
             catch_up_done=int(s[7] or 0) if s and total is not None else 0,
+            clock_offset=float(s[8] or 0.0) if s else 0.0,
         ))
     return HouseholdStatus(running, devices)
 

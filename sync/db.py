@@ -168,6 +168,11 @@ def m011_pairing_tries(db: sqlite_utils.Database) -> None:
                " count INTEGER NOT NULL, PRIMARY KEY (code, address))")
 
 
+def m012_clock_offset(db: sqlite_utils.Database) -> None:
+    """How far a peer's clock is from ours, as it said at hello (shown, never relied on)."""
+    db.execute("ALTER TABLE peer_status ADD COLUMN clock_offset REAL")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -180,6 +185,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m009_presence", m009_presence),
     ("m010_search_index_in_bulk", m010_search_index_in_bulk),
     ("m011_pairing_tries", m011_pairing_tries),
+    ("m012_clock_offset", m012_clock_offset),
 ]
 
 

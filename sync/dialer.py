@@ -72,6 +72,9 @@ class Dialer:
             began = time.monotonic()
             try:
                 reached, refused = await self._connect(address)
+            except ssl.SSLCertVerificationError as exc:  # say why, not just "closed by peer"
+                errors.report(f"dialling {address[0]}:{address[1]}",
+                              f"the certificate there was refused: {exc.verify_message}")
             except (OSError, ssl.SSLError, TimeoutError) as exc:
                 log.debug("dial %s:%s failed: %s", *address, exc)
             except asyncio.CancelledError:

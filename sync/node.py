@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -372,7 +373,7 @@ class Node:
         listen = self.bound[1] if self.bound else 0
         return Hello(device=self.identity.device_id, household=self._household_id,
                      epoch=self.store.epoch, instance=INSTANCE, digest=self.store.sync_digest(),
-                     name=self.name[:64], listen=listen)
+                     name=self.name[:64], listen=listen, time=time.time())
 
     async def _event(self, conn: Connection, event: Event) -> None:
         expected = conn.device
@@ -393,13 +394,30 @@ class Node:
             self.connections[expected] = conn
             host = conn.address.rpartition(":")[0].strip("[]")
             listening = f"{host}:{event.hello.listen}" if event.hello.listen else None
+            offset = event.hello.time - time.time() if event.hello.time else 0.0
+            if abs(offset) > CLOCK_TOLERANCE:
+                errors.report(f"{event.hello.name or expected}'s clock",
+                              f"differs from this device's by {_span(offset)}; sync does not "
+                              "depend on it, but the times it writes will look wrong")
             await self._run(lambda: peer_state.connected(self.store, expected, conn.address,
-                                                         listening))
+                                                         listening, offset))
         elif isinstance(event, CaughtUp):
             await self._run(lambda: peer_state.caught_up(self.store, expected))
 
 
 INSTANCE = os.urandom(8).hex()
+CLOCK_TOLERANCE = 120.0  # seconds a peer's clock may differ before we say so
+
+
+def _span(seconds: float) -> str:
+    """"3 d ahead", "25 s behind"."""
+    size = abs(seconds)
+    for unit, length in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
+        if size >= length:
+            return f"{size / length:.0f} {unit} {'ahead' if seconds > 0 else 'behind'}"
+    return f"{size:.0f} s {'ahead' if seconds > 0 else 'behind'}"
+
+
 MAX_UNKNOWN = 16  # connections without a certificate (pairing attempts) at once …
 MAX_UNKNOWN_PER_HOST = 4  # … and from one address
 #: How a session ends when the network, not a decision, ended it.

@@ -41,16 +41,18 @@ class Presence:
     catch_up_done: int
 
 
-def connected(store: Store, device_id: str, address: str, listen_address: str | None) -> None:
-    """A session with `device_id` began (its HELLO arrived)."""
+def connected(store: Store, device_id: str, address: str, listen_address: str | None,
+              clock_offset: float = 0.0) -> None:
+    """A session with `device_id` began (its HELLO arrived; its clock is `clock_offset` s off)."""
     now = time.time()
     _write(
         store, "INSERT INTO peer_status (device_id, address, listen_address, last_seen, online,"
-        " last_error) VALUES (?, ?, ?, ?, 1, NULL) ON CONFLICT(device_id) DO UPDATE SET"
-        " address = excluded.address, last_seen = excluded.last_seen, online = 1,"
+        " last_error, clock_offset) VALUES (?, ?, ?, ?, 1, NULL, ?) ON CONFLICT(device_id) DO"
+        " UPDATE SET address = excluded.address, last_seen = excluded.last_seen, online = 1,"
         " listen_address = COALESCE(excluded.listen_address, peer_status.listen_address),"
-        " last_error = NULL, catch_up_total = NULL, catch_up_done = NULL",
-        [device_id, listen_address or address, listen_address, now])
+        " last_error = NULL, catch_up_total = NULL, catch_up_done = NULL,"
+        " clock_offset = excluded.clock_offset",
+        [device_id, listen_address or address, listen_address, now, clock_offset])
 
 
 def caught_up(store: Store, device_id: str) -> None:

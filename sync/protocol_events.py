@@ -23,11 +23,13 @@ class Hello:
     schema: int = SCHEMA_VERSION
     name: str = ""  # the device's name, as its owner set it
     listen: int = 0  # the port it accepts connections on (0: it only dials)
+    time: float = 0.0  # its wall clock when it said hello (shown when it differs; never trusted)
 
     def to_header(self) -> dict[str, Any]:
         return {"protocols": list(self.protocols), "schema": self.schema, "device": self.device,
                 "household": self.household, "epoch": self.epoch, "instance": self.instance,
-                "digest": self.digest, "name": self.name, "listen": self.listen}
+                "digest": self.digest, "name": self.name, "listen": self.listen,
+                "time": self.time}
 
     @classmethod
     def from_header(cls, h: dict[str, Any]) -> Hello:
@@ -37,13 +39,14 @@ class Hello:
                 or type(h.get("schema")) is not int
                 or not all(isinstance(s, str) and len(s) <= 256 for s in strings)):
             raise ProtocolViolation("malformed HELLO")
-        name, listen = h.get("name", ""), h.get("listen", 0)
+        name, listen, clock = h.get("name", ""), h.get("listen", 0), h.get("time", 0.0)
         if (not isinstance(name, str) or len(name) > 256
-                or type(listen) is not int or not 0 <= listen < 65536):
+                or type(listen) is not int or not 0 <= listen < 65536
+                or type(clock) not in (int, float) or not 0 <= clock < 1e11):
             raise ProtocolViolation("malformed HELLO")
         device, household, epoch, instance, digest = strings
         return cls(device, household, epoch, instance, digest, tuple(protocols),  # type: ignore[arg-type]
-                   h["schema"], name, listen)
+                   h["schema"], name, listen, float(clock))
 
 
 # -- events -----------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ import ssl
 
 from sync.identity import Identity, fingerprint
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not named by Python's ssl module). Members' certificates
+# are pinned, so their validity dates say nothing a device's clock could check: a device whose
+# clock is days or years off (or was when it made its certificate) must still sync.
+NO_CHECK_TIME = 0x200000
+
 
 def server_context(identity: Identity, trusted_pems: list[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -25,6 +30,7 @@ def server_context(identity: Identity, trusted_pems: list[str]) -> ssl.SSLContex
         ctx.load_verify_locations(cadata="\n".join(trusted_pems))
         ctx.verify_mode = ssl.CERT_OPTIONAL  # no certificate: a pairing attempt
         ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a pinned leaf is its own anchor
+        ctx.verify_flags |= NO_CHECK_TIME
     else:
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
@@ -39,6 +45,7 @@ def client_context(identity: Identity, trusted_pems: list[str]) -> ssl.SSLContex
     ctx.load_verify_locations(cadata="\n".join(trusted_pems))
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    ctx.verify_flags |= NO_CHECK_TIME
     return ctx
 
 

@@ -116,3 +116,38 @@ def test_serve_listens_at_once_with_the_real_model_then_advertises_it(devices) -
         (p for p in json.loads(b.covey("peers", "--json").stdout)
          if p["device_id"] == a.device_id and p["can_run_models"]), None), timeout=60)
     assert "SmolLM2" in row["model"] and row["tok_s"] > 0
+
+
+@pytest.mark.parametrize("offset", ["-2d", "-1y", "+25y"])
+def test_a_device_whose_clock_is_far_off_still_syncs_and_is_told(devices, offset: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_delegation import skewed
+
+    a, b = devices("alpha"), devices("bravo")
+    pair(a, b)
+    a.serve()
+    b.serve(prefix=skewed(offset))
+    assert a.covey("ask", "--model", "fake", "from alpha").returncode == 0
+    eventually(lambda: len(b.history()) == 1, timeout=20)
+    eventually(lambda: "its clock is" in a.covey("devices").stdout, timeout=10)
+    assert "differs from this device's by" in a.log.read_text()
+
+
+def test_a_certificate_made_while_the_clock_was_ahead_still_syncs(devices) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_delegation import skewed
+
+    a = devices("alpha")
+    b_home = a.home.parent / "bravo"
+    b_home.mkdir()
+    # bravo's identity is made while its clock is 3 days ahead; then its clock is put right
+    subprocess.run([*skewed("+3d"), sys.executable, "-m", "app", "id"], check=True, cwd=ROOT,
+                   env={**a.env(), "COVEY_HOME": str(b_home)}, capture_output=True)
+    b = devices("bravo")
+    pair(a, b)
+    a.serve()
+    b.serve()
+    assert a.covey("ask", "--model", "fake", "from alpha").returncode == 0
+    eventually(lambda: len(b.history()) == 1, timeout=20)
