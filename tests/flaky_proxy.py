@@ -9,9 +9,11 @@ import threading
 
 class FlakyProxy:
     def __init__(self, target: tuple[str, int], listen_port: int, seed: int = 1,
-                 cut_between: tuple[int, int] = (2_000, 60_000), max_cuts: int = 25) -> None:
+                 cut_between: tuple[int, int] = (2_000, 60_000), max_cuts: int = 25,
+                 host: str = "127.0.0.1") -> None:
         self.target = target
         self.port = listen_port
+        self.host = host
         self.rng = random.Random(seed)
         self.cut_between = cut_between
         self.max_cuts = max_cuts  # after this many cuts the proxy lets connections live
@@ -37,7 +39,7 @@ class FlakyProxy:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        server = await asyncio.start_server(self._handle, self.host, self.port)
         self._ready.set()
         await self._stop.wait()
         server.close()

@@ -179,8 +179,10 @@ def test_connection_cut_again_and_again_still_converges(devices) -> None:  # typ
     finally:
         store.close()
     a.serve()
-    with FlakyProxy((a.host, a.port), free_port(), seed=3) as proxy:
-        b.serve(extra=("--peer", f"127.0.0.1:{proxy.port}"))
+    # The proxy has an address of its own: where a tells b it listens (a's port, at the address
+    # b reached it by) then leads nowhere, and every byte goes through the cuts.
+    with FlakyProxy((a.host, a.port), free_port(), seed=3, host="127.0.0.5") as proxy:
+        b.serve(extra=("--peer", f"127.0.0.5:{proxy.port}"))
         for i in range(5):
             assert b.covey("ask", *FAKE, f"b writes {i}").returncode == 0
         eventually(lambda: same(a, b) and len(a.contents()) == 25, timeout=180)
