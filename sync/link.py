@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from app.errors import StoreError
 from sync.docstore import DocumentStore
@@ -25,6 +26,7 @@ from sync.protocol import (Acknowledged, CatchUpPlanned, CaughtUp, Closed, Event
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 8 << 20
+PROGRESS_EVERY = 0.5
 TAIL_BATCH = 512
 
 
@@ -40,9 +42,12 @@ class Link:
         self.closed: Closed | None = None
         self.received_updates = 0
         self.changed_docs: set[str] = set()
-        # Progress of the peer's catch-up towards us: documents planned, and arrived so far.
+        # Progress of the peer's catch-up towards us: documents planned, and arrived so far;
+        # told to `on_progress` (on the store's thread) at most every PROGRESS_EVERY seconds.
         self.catch_up_total: int | None = None
         self.catch_up_done = 0
+        self.on_progress: Callable[[int | None, int], None] | None = None
+        self._progress_at = 0.0
         self._folded_sent: dict[str, int] = {}
 
     @property
@@ -66,6 +71,7 @@ class Link:
         for event in events:
             if isinstance(event, CatchUpPlanned):
                 self.catch_up_total, self.catch_up_done = event.documents, 0
+                self._tell_progress(force=True)
             elif isinstance(event, CaughtUp):
                 self.caught_up = True
                 self.caught_up_at = time.perf_counter()
@@ -93,9 +99,19 @@ class Link:
             self.session.acknowledge(update.ack)
         if self.catch_up_total is not None:
             self.catch_up_done += stored
+            self._tell_progress()
         if error is not None:
             log.warning("refusing update from %s: %s", self.peer_device, error)
             self.session.close(f"refused your update: {error}")
+
+    def _tell_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_progress is not None and (force or now - self._progress_at >= PROGRESS_EVERY):
+            self._progress_at = now
+            try:
+                self.on_progress(self.catch_up_total, self.catch_up_done)
+            except StoreError as exc:  # showing progress must not stop the catch-up
+                log.warning("could not record catch-up progress: %s", exc)
 
     def push(self) -> int:
         """Send updates the store gained since the last push; returns how many were sent."""

@@ -349,6 +349,8 @@ class Node:
         self.dialer.contact_from(device_id)
         session = await self._run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
+        conn.link.on_progress = lambda total, done: peer_state.progress(
+            self.store, device_id, total, done)
         try:
             await run_connection(conn, reader, self.executor, self.options.timing, self._event)
         finally:  # however it ended, it is no longer a connection (and says why)

@@ -71,6 +71,12 @@ def heard(store: Store, presences: Iterable[Presence]) -> None:
                " catch_up_done = ? WHERE device_id = ?", rows, many=True)
 
 
+def progress(store: Store, device_id: str, total: int | None, done: int) -> None:
+    """How far the catch-up from `device_id` has come (written as it goes)."""
+    _write(store, "UPDATE peer_status SET catch_up_total = ?, catch_up_done = ?"
+           " WHERE device_id = ?", [total, done if total is not None else None, device_id])
+
+
 def disconnected(store: Store, device_id: str, last_heard: float, reason: str | None) -> None:
     _write(
         store, "UPDATE peer_status SET online = 0, last_seen = MAX(COALESCE(last_seen, 0), ?),"
