@@ -59,7 +59,10 @@ class Assistant:
             "seed": self.config.seed,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return GenerationParams(**values)  # type: ignore[arg-type]
+        params = GenerationParams(**values)  # type: ignore[arg-type]
+        # Refused now, before anything is written: a refused request leaves nothing behind.
+        pipeline.check_room(self.model, params)
+        return params
 
     def start(
         self, prompt: str, conversation_id: str | None = None, system_prompt: str | None = None,

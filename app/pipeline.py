@@ -60,12 +60,8 @@ def build_prompt(
         if m.role in ("user", "assistant") and m.text.strip():
             messages.append({"role": m.role, "content": m.text})  # type: ignore[typeddict-item]
     system: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    check_room(model, params)
     budget = model.info.context_length - params.max_tokens
-    if budget < MIN_PROMPT_TOKENS:
-        raise ContextOverflowError(
-            f"--max-tokens {params.max_tokens} leaves no room for a prompt in this model's "
-            f"context of {model.info.context_length} tokens; ask for fewer tokens"
-        )
     size = model.count_tokens(system + messages)  # tokenizing is not free: count sparingly
     while len(messages) > 1 and size > budget:
         messages.pop(0)
@@ -80,6 +76,15 @@ def build_prompt(
             "the system prompt alone does not fit the model's context; shorten it"
         )
     return system + messages
+
+
+def check_room(model: ChatModel, params: GenerationParams) -> None:
+    """Refuse an answer length that leaves no room for a prompt in the model's context."""
+    if model.info.context_length - params.max_tokens < MIN_PROMPT_TOKENS:
+        raise ContextOverflowError(
+            f"--max-tokens {params.max_tokens} leaves no room for a prompt in this model's "
+            f"context of {model.info.context_length} tokens; ask for fewer tokens"
+        )
 
 
 def _shorten(

@@ -173,6 +173,16 @@ def m012_clock_offset(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE peer_status ADD COLUMN clock_offset REAL")
 
 
+def m013_order_by_arrival(db: sqlite_utils.Database) -> None:
+    """Conversations are listed by when they last changed *here* at the latest (never later
+    than they arrived), so a device whose clock is ahead cannot keep its own on top."""
+    from sync.ids import now_iso
+
+    db.execute("ALTER TABLE conversations ADD COLUMN sort_at TEXT")
+    db.execute("UPDATE conversations SET sort_at = MIN(updated_at, ?)", [now_iso()])
+    db.execute("CREATE INDEX conversations_sort ON conversations (sort_at DESC)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -186,6 +196,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m010_search_index_in_bulk", m010_search_index_in_bulk),
     ("m011_pairing_tries", m011_pairing_tries),
     ("m012_clock_offset", m012_clock_offset),
+    ("m013_order_by_arrival", m013_order_by_arrival),
 ]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sync.conversation import Conversation, Message
+from sync.ids import now_iso
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,19 @@ def refresh(conn: sqlite3.Connection, conv: Conversation, touched: Iterable[str]
         conn.execute("DELETE FROM messages WHERE conversation_id = ?", [conv.id])
         conn.execute("DELETE FROM conversations WHERE id = ?", [conv.id])
         return
+    # The order of the list (and `--continue`) must not follow another device's clock: a
+    # conversation written by a device a year ahead is as recent as when it reached us.
+    sort_at = min(conv.updated_at, now_iso())
     conn.execute(
         "INSERT INTO conversations (id, title, created_at, updated_at, message_count, archived,"
-        " system_prompt, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " system_prompt, created_by, sort_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET title = excluded.title, updated_at = excluded.updated_at,"
         " message_count = excluded.message_count, archived = excluded.archived,"
-        " system_prompt = excluded.system_prompt",
+        " system_prompt = excluded.system_prompt,"
+        " sort_at = CASE WHEN excluded.updated_at = conversations.updated_at"
+        " THEN conversations.sort_at ELSE excluded.sort_at END",
         [conv.id, conv.title, conv.created_at, conv.updated_at, len(conv.messages),
-         int(conv.archived), conv.system_prompt, conv.created_by],
+         int(conv.archived), conv.system_prompt, conv.created_by, sort_at],
     )
     wanted = set(touched) if touched is not None else None
     if wanted is None and conn.execute(
@@ -114,7 +120,7 @@ def list_conversations(
     )
     if not include_archived:
         sql += " WHERE archived = 0"
-    sql += " ORDER BY updated_at DESC, id DESC"
+    sql += " ORDER BY sort_at DESC, id DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [

@@ -213,3 +213,10 @@ def test_status_peers_and_id_on_a_lone_device(covey_home: Path) -> None:
     ident = run_covey("id", "-v", home=covey_home).stdout.splitlines()
     assert ident[0] == status["device_id"] and ident[2].startswith("fingerprint:")
     assert "No other devices" in run_covey("peers", home=covey_home).stdout
+
+
+def test_a_refused_request_leaves_nothing_behind(covey_home: Path) -> None:
+    out = run_covey("ask", "--model", "fake", "--max-tokens", "60000", "hello", home=covey_home)
+    assert_clean_error(out, "leaves no room for a prompt")
+    history = run_covey("history", "--json", home=covey_home)
+    assert history.returncode == 0 and json.loads(history.stdout) == []

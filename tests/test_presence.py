@@ -151,3 +151,29 @@ def test_a_certificate_made_while_the_clock_was_ahead_still_syncs(devices) -> No
     b.serve()
     assert a.covey("ask", "--model", "fake", "from alpha").returncode == 0
     eventually(lambda: len(b.history()) == 1, timeout=20)
+
+
+def test_a_device_a_year_ahead_does_not_keep_its_conversation_on_top(devices) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_delegation import skewed
+
+    a, b = devices("alpha"), devices("bravo")
+    pair(a, b)
+    a.serve()
+    b.serve(prefix=skewed("+1y"))
+    future = subprocess.run([*skewed("+1y"), sys.executable, "-m", "app", "ask", "--model",
+                             "fake", "written a year ahead"], env=b.env(), cwd=ROOT,
+                            capture_output=True, timeout=120)
+    assert future.returncode == 0, future.stderr
+    eventually(lambda: len(a.history()) == 1, timeout=20)
+    assert a.covey("ask", "--model", "fake", "written here, now").returncode == 0
+    first = a.history()[0]
+    shown = json.loads(a.covey("show", first["id"], "--json").stdout)
+    assert shown["messages"][0]["text"] == "written here, now"  # the newest here is on top
+    assert a.covey("ask", "--model", "fake", "--continue", "and more").returncode == 0
+    shown = json.loads(a.covey("show", first["id"], "--json").stdout)
+    assert [m["text"] for m in shown["messages"] if m["role"] == "user"] == [
+        "written here, now", "and more"]  # --continue went into this device's newest
