@@ -49,9 +49,9 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
         if d.progress:
             line += f"  · {d.progress}"
         if abs(d.clock_offset) > 120:
-            from sync.node import _span
+            from sync.peer_state import span
 
-            line += f"  · its clock is {_span(d.clock_offset)}"
+            line += f"  · its clock is {span(d.clock_offset)}"
         elif not d.online and d.last_error and not d.this_device:
             line += f"  · last session ended: {d.last_error}"
         print(line)

@@ -128,7 +128,10 @@ class Discovery:
         while True:
             await asyncio.sleep(REANNOUNCE_EVERY)
             if self._azc is not None and self._info is not None:
-                await self._azc.async_update_service(self._info)
+                try:
+                    await self._azc.async_update_service(self._info)
+                except (OSError, RuntimeError) as exc:  # (an interface went away): next time
+                    log.warning("re-announcing on the LAN failed: %s", exc)
 
     def _changed(self, zeroconf: Zeroconf, service_type: str, name: str,
                  state_change: ServiceStateChange) -> None:

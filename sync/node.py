@@ -74,7 +74,7 @@ class Node:
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence_written: dict[str, peer_state.Presence] = {}
-        self._unknown: dict[object, str] = {}  # pairing connections under way → their host
+        self._strangers = pair_flow.Strangers()
         self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,7 +139,13 @@ class Node:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """No background task ends silently: one that failed is reported, loudly."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            errors.report("a background task of the node", f"{type(exc).__name__}: {exc}", exc)
 
     def _stored_addresses(self) -> dict[tuple[str, int], str]:
         """Addresses to dial, with the member known to listen there ("" if not known yet)."""
@@ -293,18 +299,8 @@ class Node:
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
         fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
         if fp is None:  # no certificate: it may only try to pair, within limits
-            host = peer[0] if peer else "?"
-            if (len(self._unknown) >= MAX_UNKNOWN
-                    or sum(1 for h in self._unknown.values() if h == host) >= MAX_UNKNOWN_PER_HOST):
-                writer.transport.abort()  # strangers do not get to hold our connections
-                return
-            token = object()
-            self._unknown[token] = host
-            try:
-                paired = await pair_flow.serve(reader, writer, self.store, self.identity,
-                                               self.executor, host)
-            finally:
-                del self._unknown[token]
+            paired = await self._strangers.serve(reader, writer, peer[0] if peer else "?",
+                                                 self.store, self.identity, self.executor)
             if paired is not None:
                 self.paired.append(paired)
                 await self._refresh_trust()
@@ -399,7 +395,7 @@ class Node:
             offset = event.hello.time - time.time() if event.hello.time else 0.0
             if abs(offset) > CLOCK_TOLERANCE:
                 errors.report(f"{event.hello.name or expected}'s clock",
-                              f"differs from this device's by {_span(offset)}; sync does not "
+                              f"differs from this device's by {peer_state.span(offset)}; sync does not "
                               "depend on it, but the times it writes will look wrong")
             await self._run(lambda: peer_state.connected(self.store, expected, conn.address,
                                                          listening, offset))
@@ -409,19 +405,6 @@ class Node:
 
 INSTANCE = os.urandom(8).hex()
 CLOCK_TOLERANCE = 120.0  # seconds a peer's clock may differ before we say so
-
-
-def _span(seconds: float) -> str:
-    """"3 d ahead", "25 s behind"."""
-    size = abs(seconds)
-    for unit, length in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
-        if size >= length:
-            return f"{size / length:.0f} {unit} {'ahead' if seconds > 0 else 'behind'}"
-    return f"{size:.0f} s {'ahead' if seconds > 0 else 'behind'}"
-
-
-MAX_UNKNOWN = 16  # connections without a certificate (pairing attempts) at once …
-MAX_UNKNOWN_PER_HOST = 4  # … and from one address
 #: How a session ends when the network, not a decision, ended it.
 CUT = ("connection closed by peer", "no sign of life (keepalive timeout)", "duplicate connection",
        "peer refused: duplicate connection")

@@ -118,6 +118,30 @@ def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: 
     return Paired(inviter.device_id, inviter.fingerprint, inviter.name)
 
 
+class Strangers:
+    """The node's pairing connections (clients without a certificate), within limits: at
+    most MAX_TOTAL at once and MAX_PER_HOST from one address; the rest are cut at once."""
+
+    MAX_TOTAL = 16
+    MAX_PER_HOST = 4
+
+    def __init__(self) -> None:
+        self._hosts: dict[object, str] = {}  # connections under way → their host
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+                    store: Store, identity: Identity, executor: Executor) -> Paired | None:
+        if (len(self._hosts) >= self.MAX_TOTAL
+                or sum(1 for h in self._hosts.values() if h == host) >= self.MAX_PER_HOST):
+            writer.transport.abort()  # strangers do not get to hold our connections
+            return None
+        token = object()
+        self._hosts[token] = host
+        try:
+            return await serve(reader, writer, store, identity, executor, host)
+        finally:
+            del self._hosts[token]
+
+
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, store: Store,
                 identity: Identity, executor: Executor, address: str = "?") -> Paired | None:
     """Answer a pairing attempt on a connection whose client presented no certificate.

@@ -19,6 +19,15 @@ from sync.discovery import Seen
 from sync.store import Store
 
 
+def span(seconds: float) -> str:
+    """How far a clock is off, in words: "3 d ahead", "25 s behind"."""
+    size = abs(seconds)
+    for unit, length in (("y", 365 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
+        if size >= length:
+            return f"{size / length:.0f} {unit} {'ahead' if seconds > 0 else 'behind'}"
+    return f"{size:.0f} s {'ahead' if seconds > 0 else 'behind'}"
+
+
 def _write(store: Store, sql: str, params: Sequence[object] | list[Sequence[object]],
            many: bool = False) -> None:
     """One autocommit write; a full or read-only disk is a StoreError, as in the store."""

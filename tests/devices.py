@@ -91,6 +91,13 @@ class Device:
                    or self.proc.poll() is not None, timeout=30)
         assert self.proc.poll() is None, self.log.read_text()
 
+    def settled(self, timeout: float = 60) -> None:
+        """Wait until its node has made its model ready and told the household (its own
+        write, in the background after it starts listening)."""
+        # (ModelPrep logs "ready" after that write, or "answers nobody" after a failed load)
+        eventually(lambda: "ready:" in self.log.read_text(errors="replace")
+                   or "answers nobody" in self.log.read_text(errors="replace"), timeout=timeout)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -58,6 +58,7 @@ def test_unpaired_certificate_gets_nothing_and_writes_nothing(devices, tmp_path:
     a = devices("a")
     assert a.covey("ask", "--model", "fake", SECRET).returncode == 0
     a.serve()
+    a.settled()
     before = rows(a)
     pem = (a.home / "identity" / "device.crt").read_text()
     got = asyncio.run(_try_sync_as(tmp_path / "stranger", "stranger", a.host, a.port, pem))
@@ -70,6 +71,7 @@ def test_certificate_less_client_may_only_pair(devices) -> None:  # type: ignore
     a = devices("a")
     assert a.covey("ask", "--model", "fake", SECRET).returncode == 0
     a.serve()
+    a.settled()
     before = rows(a)
 
     async def probe() -> bytes:
@@ -94,6 +96,7 @@ def test_openssl_s_client_with_its_own_certificate_gets_nothing(devices, tmp_pat
     a = devices("a")
     assert a.covey("ask", "--model", "fake", SECRET).returncode == 0
     a.serve()
+    a.settled()
     before = rows(a)
     stranger = load_or_create(tmp_path / "s", "s")
     result = subprocess.run(
