@@ -73,7 +73,7 @@ class Node:
         self.bound: tuple[str, int] | None = None
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._presence_written: dict[str, peer_state.Presence] = {}
+        self._presence = peer_state.PresenceLog()
         self._strangers = pair_flow.Strangers()
         self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
@@ -203,28 +203,18 @@ class Node:
         for doc_id in await self._run(self.store.poll):
             self._changed(doc_id)
         if ticks % 5 == 0 and self.connections:  # presence and catch-up progress, twice a second
-            presences = [peer_state.Presence(d, c.last_heard, c.link.catch_up_total,
-                                             c.link.catch_up_done)
-                         for d, c in self.connections.items()]
-            # Written only when progress moved or "last seen" is 5 s stale: every write is a
-            # synced commit (an SD card's life), and the exact time is written on disconnect.
-            changed = [p for p in presences if self._presence_written.get(p.device_id) is None
-                       or p.catch_up_total != self._presence_written[p.device_id].catch_up_total
-                       or p.catch_up_done != self._presence_written[p.device_id].catch_up_done
-                       or p.last_heard - self._presence_written[p.device_id].last_heard >= 5.0]
-            if changed:
-                await self._run(lambda: peer_state.heard(self.store, changed))
-                self._presence_written.update((p.device_id, p) for p in changed)
+            due = self._presence.due([peer_state.Presence(
+                d, c.last_heard, c.link.catch_up_total, c.link.catch_up_done)
+                for d, c in self.connections.items()])
+            if due:
+                await self._run(lambda: self._presence.write(self.store, due))
         if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
             for address, device_id in (await self._run(self._stored_addresses)).items():
                 self.dial(address, device_id)
         if self.discovery is not None and ticks % 5 == 0:
-            pairing_open = await self._run(self._offer_open)
+            pairing_open = await self._run(lambda: peer_state.pairing_open(self.store))
             if pairing_open != self.discovery.advert.pairing:
                 await self.discovery.update(pairing=pairing_open)
-
-    def _offer_open(self) -> bool:
-        return peer_state.pairing_open(self.store)
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -232,7 +222,8 @@ class Node:
         assert self.bound is not None
         advert = Advert(self.identity.device_id, self._household_id, self.bound[1],
                         can_run_models=bool(self.options.model), model=self.options.model,
-                        tok_s=self.options.tok_s, pairing=await self._run(self._offer_open))
+                        tok_s=self.options.tok_s,
+                        pairing=await self._run(lambda: peer_state.pairing_open(self.store)))
         self.discovery = Discovery(advert, self.options.mdns_interfaces, self._seen, self._gone)
         try:
             await self.discovery.start()
@@ -242,7 +233,7 @@ class Node:
 
     def _seen(self, seen: Seen) -> None:
         ours = household_hash(self._household_id)
-        self._spawn(self._run_void(lambda: self._record_seen(seen)))
+        self._spawn(self._run_void(lambda: peer_state.record_seen(self.store, seen)))
         if seen.household_hash != ours or self.identity.device_id.replace("-", "").startswith(
                 seen.device_prefix):
             return  # another household's device (ignored), or ourselves
@@ -252,13 +243,10 @@ class Node:
     def _gone(self, seen: Seen) -> None:
         log.info("%s left the LAN (mDNS goodbye)", seen.name)
         # Its connection ends by itself (or the keepalive notices): nothing to tear down here.
-        self._spawn(self._run_void(lambda: self._record_seen(seen)))
+        self._spawn(self._run_void(lambda: peer_state.record_seen(self.store, seen)))
 
     async def _run_void(self, fn: Callable[[], None]) -> None:
         await self._run(fn)
-
-    def _record_seen(self, seen: Seen) -> None:
-        peer_state.record_seen(self.store, seen)
 
     async def _refresh_trust(self) -> None:
         self._trusted = await self._run(lambda: household.trusted(self.store))
@@ -354,7 +342,7 @@ class Node:
             reason = conn.error or (closed.reason if closed else "connection closed")
             if self.connections.get(device_id) is conn:
                 del self.connections[device_id]
-                self._presence_written.pop(device_id, None)
+                self._presence.forget(device_id)
                 if reason != "duplicate connection":
                     try:
                         await self._run(lambda: peer_state.disconnected(

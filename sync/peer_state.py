@@ -50,6 +50,33 @@ class Presence:
     catch_up_done: int
 
 
+class PresenceLog:
+    """Writes live connections' presence when it changed: when catch-up progress moved, or
+    "last seen" is STALE seconds behind. Every write is a synced commit (an SD card's life);
+    the exact last-heard time is written at disconnect anyway."""
+
+    STALE = 5.0
+
+    def __init__(self) -> None:
+        self._written: dict[str, Presence] = {}
+
+    def due(self, presences: Iterable[Presence]) -> list[Presence]:
+        def changed(p: Presence) -> bool:
+            w = self._written.get(p.device_id)
+            return (w is None or (p.catch_up_total, p.catch_up_done)
+                    != (w.catch_up_total, w.catch_up_done)
+                    or p.last_heard - w.last_heard >= self.STALE)
+
+        return [p for p in presences if changed(p)]
+
+    def write(self, store: Store, presences: list[Presence]) -> None:
+        heard(store, presences)
+        self._written.update((p.device_id, p) for p in presences)
+
+    def forget(self, device_id: str) -> None:
+        self._written.pop(device_id, None)
+
+
 def connected(store: Store, device_id: str, address: str, listen_address: str | None,
               clock_offset: float = 0.0) -> None:
     """A session with `device_id` began (its HELLO arrived; its clock is `clock_offset` s off)."""
