@@ -40,7 +40,7 @@ class _Home:
     def __init__(self, root: Path, name: str) -> None:
         self.home = root / name
         self.home.mkdir(parents=True)
-        self.port = _free_port()
+        self.port = free_port()
         (self.home / "config.toml").write_text(
             f'device_name = "{name}"\nlisten = "127.0.0.1:{self.port}"\nmdns = false\n'
             'auto_title = false\nmodel = "fake"\n')
@@ -72,20 +72,14 @@ class _Home:
             self.proc.wait(60)
 
     def conversations(self) -> int:
-        db = self.home / "covey.db"
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-        finally:
-            conn.close()
+        return conversations_in(self.home)
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "COVEY_HOME": str(self.home)}
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A bindable loopback port below the ephemeral range (no outgoing connection takes it)."""
     while True:
         port = random.randint(20000, 30000)
         with socket.socket() as s:
@@ -94,6 +88,20 @@ def _free_port() -> int:
             except OSError:
                 continue
             return port
+
+
+def conversations_in(home: Path) -> int:
+    """How many conversations a home's view holds, read without opening (or locking) a store."""
+    db = home / "covey.db"
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
 
 
 def _rss_mb(pid: int) -> float:

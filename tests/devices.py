@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -22,14 +21,9 @@ from tests.conftest import ROOT, run_covey
 
 def free_port() -> int:
     """A bindable port below the ephemeral range, so no outgoing connection can take it."""
-    while True:
-        port = random.randint(20000, 30000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+    from app.bench_clone import free_port as bench_free_port
+
+    return bench_free_port()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

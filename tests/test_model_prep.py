@@ -14,17 +14,22 @@ from sync import household
 from tests.devices import eventually
 
 
-def test_the_model_is_published_when_ready_and_measured_again_when_idle(
-        covey_home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    covey_home.mkdir(parents=True, exist_ok=True)
-    (covey_home / "config.toml").write_text('model = "fake:delay=0.002,name=prep-model"\n'
-                                            'mdns = false\n')
-    ctx = Context(paths=Paths.at(covey_home))
+def prepared(home, model: str) -> tuple[Context, JobWorker, model_prep.ModelPrep, list]:  # type: ignore[no-untyped-def,type-arg]
+    """A context on `model`, its worker waiting for it, and a ModelPrep recording adverts."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(f'model = "{model}"\nmdns = false\n')
+    ctx = Context(paths=Paths.at(home))
     household.ensure(ctx.store, ctx.identity, "prep")
     worker = JobWorker(ctx.store, None, ctx.assistant.params(), True)
     worker.loading = True
     advertised: list[tuple[str, float]] = []
-    prep = model_prep.ModelPrep(ctx, worker, lambda m, t: advertised.append((m, t)))
+    return ctx, worker, model_prep.ModelPrep(ctx, worker, lambda m, t: advertised.append((m, t))), \
+        advertised
+
+
+def test_the_model_is_published_when_ready_and_measured_again_when_idle(
+        covey_home, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    ctx, worker, prep, advertised = prepared(covey_home, "fake:delay=0.002,name=prep-model")
     monkeypatch.setattr(model_prep, "LOOK_EVERY", 0.05)
     monkeypatch.setattr(model_prep, "REMEASURE_AFTER", 0.0)  # every figure is "old" …
     monkeypatch.setattr(model_prep, "IDLE_FOR", 0.0)  # … and the device is always idle
@@ -49,13 +54,7 @@ def test_a_model_that_cannot_load_leaves_a_node_that_answers_nobody(covey_home) 
     covey_home.mkdir(parents=True, exist_ok=True)
     broken = covey_home / "broken.gguf"  # starts like a GGUF file; llama.cpp refuses the rest
     broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
-    (covey_home / "config.toml").write_text(f'model = "{broken}"\n')
-    ctx = Context(paths=Paths.at(covey_home))
-    household.ensure(ctx.store, ctx.identity, "prep")
-    worker = JobWorker(ctx.store, None, ctx.assistant.params(), True)
-    worker.loading = True
-    advertised: list[tuple[str, float]] = []
-    prep = model_prep.ModelPrep(ctx, worker, lambda m, t: advertised.append((m, t)))
+    ctx, worker, prep, advertised = prepared(covey_home, str(broken))
     prep.start()
     try:
         eventually(lambda: advertised, timeout=30)

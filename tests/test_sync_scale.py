@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.bench_clone import conversations_in
 from app.config import Paths
 from sync.store import Store
 from tests.devices import Device, eventually, pair
@@ -24,16 +25,7 @@ def devices(make_device):  # type: ignore[no-untyped-def]
 
 def conversations(device: Device) -> int:
     """How many conversations the device holds (its view, read without opening a store)."""
-    db = device.home / "covey.db"
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
+    return conversations_in(device.home)
 
 
 def imported(device: Device, tmp_path: Path, n: int, messages: int, seed: int,
