@@ -48,9 +48,7 @@ class Device:
 def paired(root: Path) -> tuple[Device, Device]:
     a, b = Device(root, "bench-a"), Device(root, "bench-b")
     household.ensure(a.store, a.identity, a.name)
-    household.add_device(a.store, b.identity.device_id, b.identity.fingerprint,
-                         b.identity.cert_pem, b.name, a.identity.device_id)
-    b.store.import_updates(HOUSEHOLD_DOC, a.store.export_updates(HOUSEHOLD_DOC))
+    household.pair_locally(a.store, a.identity, b.identity, b.name, joiner_store=b.store)
     return a, b
 
 

@@ -29,14 +29,28 @@ def _record(d: DeviceStatus) -> dict[str, object]:
     return row
 
 
+def describe_revocation(gone: list[household.Device]) -> str:
+    """What `covey devices remove` (and the app) tell the user it did."""
+    target, also = gone[0], gone[1:]
+    if not target.revoked:
+        return (f"Your vote to remove {target.name} ({target.device_id}) is recorded. It brought "
+                "this device into the household, so most of the other members must remove it "
+                "too (run the same command on them).")
+    text = f"Revoked {target.name} ({target.device_id}); every member refuses it once synced."
+    if also:
+        names = ", ".join(d.name for d in also)
+        text += (f"\nAlso revoked what it brought in: {names} (pair them again from this "
+                 "device if they are yours).")
+    return text
+
+
 def devices(ctx: Context, args: argparse.Namespace) -> int:
     store = ctx.store
     household.ensure(store, ctx.identity, ctx.config.device_name)
     if args.action == "remove":
         if not args.device:
             raise UsageError("which device? covey devices remove DEVICE_ID")
-        gone = household.revoke(store, args.device, ctx.identity.device_id)
-        print(f"Revoked {gone.name} ({gone.device_id}); every member refuses it once synced.")
+        print(describe_revocation(household.revoke(store, ctx.identity, args.device)))
         return 0
     status = read_status(store, ctx.paths.locks_dir)
     if args.json:
@@ -55,6 +69,11 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
         elif not d.online and d.last_error and not d.this_device:
             line += f"  · last session ended: {d.last_error}"
         print(line)
+    refused = household.refused_entries(store)
+    if refused:
+        print(f"{len(refused)} change(s) to the members count for nothing:")
+        for entry, why in refused[:10]:
+            print(f"  {entry[:12]}  {why}")
     if not status.node_running and len(status.devices) > 1:
         print("(no node runs on this device: `covey serve` connects to the others)")
     return 0

@@ -78,7 +78,7 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
         " catch_up_done, clock_offset FROM peer_status")}
     value = household.snapshot(store)
     devices = []
-    for d in household.members_of(value):
+    for d in household.devices(store):
         s = rows.get(d.device_id)
         cap = household.capability_in(value, d.device_id)
         this = d.device_id == store.device_id

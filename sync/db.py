@@ -183,6 +183,13 @@ def m013_order_by_arrival(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX conversations_sort ON conversations (sort_at DESC)")
 
 
+def m014_membership_log(db: sqlite_utils.Database) -> None:
+    """Every membership entry this device has seen (the document may lose some; this table
+    only grows), and which one is the founding entry it pinned."""
+    db.execute("CREATE TABLE membership_log (hash TEXT PRIMARY KEY, entry TEXT NOT NULL,"
+               " root INTEGER NOT NULL DEFAULT 0)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -197,6 +204,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m011_pairing_tries", m011_pairing_tries),
     ("m012_clock_offset", m012_clock_offset),
     ("m013_order_by_arrival", m013_order_by_arrival),
+    ("m014_membership_log", m014_membership_log),
 ]
 
 

@@ -18,7 +18,9 @@ from typing import Any, cast
 from loro import LoroDoc, LoroMap
 
 from app.errors import CoveyError
-from sync.identity import Identity
+from sync import membership
+from sync.db import transaction
+from sync.identity import Identity, cert_der, device_id_from_cert, fingerprint
 from sync.ids import now_iso
 from sync.store import HOUSEHOLD_DOC, Store
 
@@ -64,26 +66,173 @@ def household_id(store: Store) -> str:
 def ensure(store: Store, identity: Identity, name: str) -> str:
     """This device's household id, founding a one-device household on first use."""
     if exists(store):
-        return household_id(store)
+        hid = household_id(store)
+        if _root(store) is None and not _doc_entries(store):
+            _upgrade_legacy(store, identity, hid)
+        return hid
+    hid = secrets.token_hex(16)
 
     def found(doc: LoroDoc) -> None:
         meta = doc.get_map("meta")
-        meta.insert("id", secrets.token_hex(16))
+        meta.insert("id", hid)
         meta.insert("created_at", now_iso())
         meta.insert("created_by", identity.device_id)
         _put_device(doc, identity.device_id, identity.fingerprint, identity.cert_pem, name,
                     identity.device_id)
 
     store.write(HOUSEHOLD_DOC, found, touched=None, create=True)
-    return household_id(store)
+    entry = membership.make(identity, _member_body(
+        "found", hid, identity.device_id, [], identity.cert_pem, name))
+    _append(store, [entry], pin_root=True)
+    return hid
+
+
+def _member_body(kind: str, hid: str, by: str, prev: list[str], cert_pem: str, name: str,
+                 proof: dict[str, Any] | None = None) -> dict[str, Any]:
+    der = cert_der(cert_pem) or b""
+    body: dict[str, Any] = {
+        "kind": kind, "household": hid, "by": by, "prev": prev, "at": now_iso(),
+        "subject": device_id_from_cert(der), "fingerprint": fingerprint(der), "cert": cert_pem,
+        "name": name}
+    if proof is not None:
+        body["proof"] = proof
+    return body
+
+
+def _upgrade_legacy(store: Store, identity: Identity, hid: str) -> None:
+    """A household from before the membership log: its founder writes the log once, adding
+    the members it lists (they were trusted already); other devices wait for that."""
+    value = _value(store)
+    if value.get("meta", {}).get("created_by") != identity.device_id:
+        return
+    root = membership.make(identity, _member_body(
+        "found", hid, identity.device_id, [], identity.cert_pem,
+        next((d.name for d in members_of(value) if d.device_id == identity.device_id), "")))
+    entries = [root]
+    for d in members_of(value):
+        if d.device_id != identity.device_id and not d.revoked and cert_der(d.cert_pem):
+            entries.append(membership.make(identity, _member_body(
+                "add", hid, identity.device_id, [entries[-1].hash], d.cert_pem, d.name,
+                {"legacy": True})))
+    _append(store, entries, pin_root=True)
+
+
+# -- the membership log in the store -----------------------------------------------------
+
+def _doc_entries(store: Store) -> dict[str, Any]:
+    raw = _value(store).get("log")
+    return raw if isinstance(raw, dict) else {}
+
+
+def _root(store: Store) -> str | None:
+    row = store.db.conn.execute("SELECT hash FROM membership_log WHERE root = 1").fetchone()
+    return str(row[0]) if row else None
+
+
+def _entries(store: Store) -> dict[str, membership.Entry]:
+    """Every entry known here: the document's and those this device remembers."""
+    found: dict[str, membership.Entry] = {}
+    sources = list(_doc_entries(store).items()) + list(
+        store.db.conn.execute("SELECT hash, entry FROM membership_log"))
+    for key, raw in sources:
+        entry = membership.parse(str(key), raw)
+        if entry is not None:
+            found[entry.hash] = entry
+    return found
+
+
+def current(store: Store) -> membership.Membership | None:
+    """The members as the log says, remembering every entry that chains to the root (the
+    document may lose entries: a member can delete keys; this device never forgets them).
+    None for a household from before the log whose founder has not written it yet."""
+    root = _root(store)
+    entries = _entries(store)
+    if root is None:
+        root = _legacy_root(store, entries)
+        if root is None:
+            return None
+    result = membership.evaluate(entries, root, household_id(store))
+    known = {r[0] for r in store.db.conn.execute("SELECT hash FROM membership_log")}
+    new = [e for h, e in result.known.items() if h not in known]
+    if new:
+        with transaction(store.db) as conn:
+            conn.executemany("INSERT OR IGNORE INTO membership_log (hash, entry, root)"
+                             " VALUES (?, ?, ?)", [(e.hash, e.encoded(), int(e.hash == root))
+                                                   for e in new])
+    return result
+
+
+def _legacy_root(store: Store, entries: dict[str, membership.Entry]) -> str | None:
+    """The founding entry of an upgraded legacy household, if it is signed by the founder
+    this device already trusted."""
+    value = _value(store)
+    founder = value.get("meta", {}).get("created_by")
+    legacy = {d.device_id: d for d in members_of(value)}
+    for e in entries.values():
+        if e.kind == "found" and not e.prev and e.by == founder and founder in legacy and \
+                e.body.get("fingerprint") == legacy[founder].fingerprint:
+            return e.hash
+    return None
+
+
+def _append(store: Store, entries: list[membership.Entry], pin_root: bool = False) -> None:
+    """Record entries here and in the document, with any entry the document lost."""
+    with transaction(store.db) as conn:
+        conn.executemany("INSERT OR IGNORE INTO membership_log (hash, entry, root) VALUES (?, ?, ?)",
+                         [(e.hash, e.encoded(), int(pin_root and i == 0))
+                          for i, e in enumerate(entries)])
+    republish(store)
+
+
+def republish(store: Store) -> int:
+    """Write back into the document the entries it lacks (deleted by a member, say)."""
+    in_doc = set(_doc_entries(store))
+    missing = [(h, raw) for h, raw in store.db.conn.execute(
+        "SELECT hash, entry FROM membership_log") if h not in in_doc]
+    if missing:
+        def put(doc: LoroDoc) -> None:
+            log_map = doc.get_map("log")
+            for h, raw in missing:
+                log_map.insert(h, raw)
+
+        store.write(HOUSEHOLD_DOC, put, touched=None)
+    return len(missing)
+
+
+def adopt_log(store: Store, root: str) -> None:
+    """Forget the previous household's log and pin the root of the one just joined."""
+    with transaction(store.db) as conn:
+        conn.execute("DELETE FROM membership_log")
+    entries = _entries(store)
+    if root in entries:
+        _append(store, [entries[root]], pin_root=True)
+    current(store)
 
 
 def devices(store: Store) -> list[Device]:
-    return members_of(_value(store))
+    """The members (revoked ones too), as the verified log says."""
+    result = current(store)
+    if result is None:
+        return members_of(_value(store))
+    return sorted((_device(m) for m in result.members.values()),
+                  key=lambda d: (d.added_at, d.device_id))
+
+
+def _device(m: membership.Member) -> Device:
+    return Device(device_id=m.device_id, fingerprint=m.fingerprint, cert_pem=m.cert_pem,
+                  name=m.name, added_by=m.added_by, added_at=m.added_at, revoked=m.revoked,
+                  revoked_by=m.revoked_by, revoked_at=m.revoked_at)
+
+
+def refused_entries(store: Store) -> list[tuple[str, str]]:
+    """Membership entries that count for nothing, with why (shown by `covey devices`)."""
+    result = current(store)
+    return result.refused if result else []
 
 
 def members_of(value: Any) -> list[Device]:
-    """The devices listed in a household document's value."""
+    """The devices listed in a household document's value (names for display; trust comes
+    from the membership log, see `devices`)."""
     raw = value.get("devices", {}) if isinstance(value, dict) else {}
     found = []
     for device_id, d in (raw.items() if isinstance(raw, dict) else []):
@@ -103,30 +252,84 @@ def trusted(store: Store) -> dict[str, Device]:
     return {d.fingerprint: d for d in devices(store) if not d.revoked}
 
 
-def add_device(store: Store, device_id: str, fingerprint: str, cert_pem: str, name: str,
-               added_by: str) -> None:
+def refresh(store: Store) -> dict[str, Device]:
+    """The node's view after the household changed: entries the document lost written back,
+    then the trusted members."""
+    republish(store)
+    return trusted(store)
+
+
+def admit(store: Store, inviter: Identity, cert_pem: str, name: str,
+          proof: dict[str, Any]) -> None:
+    """Add a paired device: an `add` entry signed by us, carrying the joiner's proof."""
+    result = current(store)
+    heads = result.heads if result else []
+    entry = membership.make(inviter, _member_body(
+        "add", household_id(store), inviter.device_id, heads, cert_pem, name, proof))
+    der = cert_der(cert_pem) or b""
     store.write(HOUSEHOLD_DOC, lambda doc: _put_device(
-        doc, device_id, fingerprint, cert_pem, name, added_by), touched=None)
+        doc, device_id_from_cert(der), fingerprint(der), cert_pem, name, inviter.device_id),
+        touched=None)
+    _append(store, [entry])
+    after = current(store)
+    if after is None or device_id_from_cert(der) not in after.active():
+        why = dict(after.refused).get(entry.hash, "?") if after else "no membership log"
+        raise HouseholdError(f"the household refused the new member: {why}")
 
 
-def revoke(store: Store, device_id: str, by: str) -> Device:
-    """Revoke a member (a unique prefix of its id will do); it is refused everywhere."""
+def pair_locally(store: Store, inviter: Identity, joiner: Identity, name: str,
+                 joiner_store: Store | None = None) -> None:
+    """Admit a device whose identity is on this machine too (benchmarks, tests): the joiner's
+    proof is made here instead of in a pairing exchange; `joiner_store` then joins."""
+    transcript = membership.transcript_of(b"local", joiner.fingerprint.encode())
+    admit(store, inviter, joiner.cert_pem, name, {"transcript": transcript, "sig": joiner.sign(
+        membership.proof_message(inviter.fingerprint, joiner.fingerprint, transcript))})
+    if joiner_store is not None:
+        joiner_store.drop_document(HOUSEHOLD_DOC)
+        joiner_store.import_updates(HOUSEHOLD_DOC, store.export_updates(HOUSEHOLD_DOC))
+        adopt_log(joiner_store, str(_root(store)))
+
+
+def revoke(store: Store, identity: Identity, device_id: str) -> list[Device]:
+    """Revoke a member (a unique prefix of its id will do), with the devices it brought in;
+    every member refuses them once synced. A device that brought this one in takes most of
+    the other members (each one's revocation is a vote). Returns the revoked devices (the
+    target first); for a vote not yet carried, the target alone, still a member."""
     wanted = device_id.upper().replace("-", "")
-    matches = [d for d in devices(store) if d.device_id.replace("-", "").startswith(wanted)]
+    members = devices(store)
+    matches = [d for d in members if d.device_id.replace("-", "").startswith(wanted)
+               and not d.revoked]
     if not wanted or len(matches) != 1:
-        raise HouseholdError(f"no single device matches {device_id!r}; see `covey devices`")
+        raise HouseholdError(f"no single member matches {device_id!r}; see `covey devices`")
     target = matches[0]
-    if target.device_id == by:
+    if target.device_id == identity.device_id:
         raise HouseholdError("this device cannot revoke itself; revoke it from another member")
+    result = current(store)
+    if result is None:
+        raise HouseholdError("this household's membership log is not here yet: run `covey "
+                             "serve` on the device that founded it once, then try again")
+    active = result.active()
+    senior = target.device_id in membership.inviter_chain(active, identity.device_id)
+    subjects = [target.device_id] + ([] if senior else [
+        d for d in membership.brought_in(active, target.device_id) if d != identity.device_id])
+    body: dict[str, Any] = {"kind": "revoke", "household": household_id(store),
+                            "by": identity.device_id, "prev": result.heads, "at": now_iso(),
+                            "revokes": subjects}
+    if senior:
+        body["vote"] = True
+    entry = membership.make(identity, body)
 
-    def mark(doc: LoroDoc) -> None:
-        entry = _device_map(doc, target.device_id)
-        entry.insert("revoked", True)
-        entry.insert("revoked_by", by)
-        entry.insert("revoked_at", now_iso())
+    def mark(doc: LoroDoc) -> None:  # the legacy flag too, for display by older code paths
+        for subject in subjects if not senior else []:
+            entry_map = _device_map(doc, subject)
+            entry_map.insert("revoked", True)
+            entry_map.insert("revoked_by", identity.device_id)
+            entry_map.insert("revoked_at", now_iso())
 
     store.write(HOUSEHOLD_DOC, mark, touched=None)
-    return target
+    _append(store, [entry])
+    by_id = {d.device_id: d for d in devices(store)}
+    return [by_id[s] for s in subjects if s in by_id]
 
 
 def _device_map(doc: LoroDoc, device_id: str) -> LoroMap:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -44,9 +45,36 @@ class Identity:
     def cert_pem(self) -> str:
         return self.cert_path.read_text(encoding="ascii")
 
+    def sign(self, data: bytes) -> str:
+        """An ECDSA signature of `data` by this device's key, hex (for the membership log)."""
+        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise StoreError(f"{self.key_path} is not an EC key")
+        return key.sign(data, ec.ECDSA(hashes.SHA256())).hex()
+
 
 def fingerprint(cert_der: bytes) -> str:
     return hashlib.sha256(cert_der).hexdigest()
+
+
+def verify(cert_pem: str, signature: str, data: bytes) -> bool:
+    """Whether `signature` (hex) over `data` was made by the key of this certificate."""
+    try:
+        public = x509.load_pem_x509_certificate(cert_pem.encode("ascii")).public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            return False
+        public.verify(bytes.fromhex(signature), data, ec.ECDSA(hashes.SHA256()))
+        return True
+    except (ValueError, UnicodeEncodeError, InvalidSignature):
+        return False
+
+
+def cert_der(cert_pem: str) -> bytes | None:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def device_id_from_cert(cert_der: bytes) -> str:

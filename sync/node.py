@@ -249,7 +249,7 @@ class Node:
         await self._run(fn)
 
     async def _refresh_trust(self) -> None:
-        self._trusted = await self._run(lambda: household.trusted(self.store))
+        self._trusted = await self._run(lambda: household.refresh(self.store))
         for fp, member in self._trusted.items():
             if fp not in self._anchored:  # new members become trust anchors for handshakes
                 self._server_ctx.load_verify_locations(cadata=member.cert_pem)

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from loro import LoroDoc
 
-from sync import household, pairing
+from sync import household, membership, pairing
 from sync.frames import Frame, FrameDecoder, FrameError, FrameType, encode
-from sync.identity import Identity
+from sync.identity import Identity, verify
 from sync.pairing import PairingError
 from sync.store import HOUSEHOLD_DOC, Store
 from sync.tls import pairing_client_context, peer_fingerprint
@@ -84,8 +84,13 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
                                  spake=message.hex(), name=name, device=identity.device_id))
         reply = await _read_pair(reader, decoder)
         key = pairing.finish(spake, reply.get("spake"))
-        writer.write(_pair_frame(step="confirm", cert=identity.cert_pem, mac=pairing.confirmation(
-            key, pairing.ID_JOINER, inviter_fp, identity.fingerprint)))
+        # Our proof that we took part in this pairing, for every member to check (the log).
+        transcript = membership.transcript_of(message, bytes.fromhex(str(reply.get("spake"))))
+        proof = {"transcript": transcript, "sig": identity.sign(
+            membership.proof_message(inviter_fp, identity.fingerprint, transcript))}
+        writer.write(_pair_frame(step="confirm", cert=identity.cert_pem, proof=proof,
+                                 mac=pairing.confirmation(key, pairing.ID_JOINER, inviter_fp,
+                                                          identity.fingerprint)))
         accept = await _read_pair(reader, decoder)
         expected = pairing.confirmation(key, pairing.ID_INVITER, inviter_fp, identity.fingerprint)
         if not hmac.compare_digest(str(accept.get("mac")), expected):
@@ -101,7 +106,8 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
 
 
 def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: str) -> Paired:
-    """Check the household we were given names both of us, then make it ours."""
+    """Check the household we were given has both of us as members by its own signed log
+    (the inviter added us), then make it ours, pinning its founding entry."""
     doc = LoroDoc()
     try:
         doc.import_(data)  # inspected apart from our store before anything is replaced
@@ -109,12 +115,23 @@ def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: 
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise PairingError("the other device sent a malformed household") from None
-    members = {d.fingerprint: d for d in household.members_of(doc.get_deep_value()) if not d.revoked}
+    value = doc.get_deep_value()
+    raw_log = value.get("log") if isinstance(value, dict) else None
+    entries = {e.hash: e for k, v in (raw_log.items() if isinstance(raw_log, dict) else [])
+               if (e := membership.parse(str(k), v)) is not None}
+    roots = [h for h, e in entries.items() if not e.prev]
+    hid = value.get("meta", {}).get("id") if isinstance(value, dict) else None
+    if len(roots) != 1 or not isinstance(hid, str):
+        raise PairingError("the household we were given has no sound membership log")
+    members = {m.fingerprint: m for m in
+               membership.evaluate(entries, roots[0], hid).active().values()}
     me, inviter = members.get(identity.fingerprint), members.get(inviter_fp)
-    if me is None or inviter is None or me.device_id != identity.device_id:
+    if me is None or inviter is None or me.device_id != identity.device_id or \
+            me.added_by != inviter.device_id:
         raise PairingError("the household we were given does not include both devices")
     store.drop_document(HOUSEHOLD_DOC)
     store.import_updates(HOUSEHOLD_DOC, data, source=inviter.device_id)
+    household.adopt_log(store, roots[0])
     return Paired(inviter.device_id, inviter.fingerprint, inviter.name)
 
 
@@ -168,19 +185,26 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
                 return None
             spake, message = pairing.inviter_start(code)
             key = pairing.finish(spake, start.get("spake"))
+            transcript = membership.transcript_of(bytes.fromhex(str(start.get("spake"))), message)
             writer.write(_pair_frame(step="spake", spake=message.hex()))
             confirm = await _read_pair(reader, decoder)
             device_id, joiner_fp, pem = pairing.cert_identity(confirm.get("cert"))
             expected = pairing.confirmation(key, pairing.ID_JOINER, identity.fingerprint, joiner_fp)
             if not hmac.compare_digest(str(confirm.get("mac")), expected):
                 raise PairingError("wrong code: nothing was trusted")
+            proof = confirm.get("proof")
+            if not isinstance(proof, dict) or proof.get("transcript") != transcript or \
+                    not verify(pem, str(proof.get("sig")), membership.proof_message(
+                        identity.fingerprint, joiner_fp, transcript)):
+                raise PairingError("the other device did not sign the pairing (an older covey?)")
             taken = code
             if not await run(lambda: pairing.claim_offer(store.db.conn, taken)):
                 code = None  # (not a wrong try: another device was quicker)
                 raise PairingError("that code was used by another device a moment ago")
             name = pairing.clean_name(start.get("name"))
             try:
-                data = await run(lambda: _admit(store, device_id, joiner_fp, pem, name, identity))
+                signed = {"transcript": transcript, "sig": str(proof.get("sig"))}
+                data = await run(lambda: _admit(store, pem, name, identity, signed))
             except BaseException:
                 await run(lambda: pairing.finish_offer(store.db.conn, taken, "open"))
                 code = None
@@ -215,7 +239,11 @@ async def _wrong_try(run: Callable[[Callable[[], None]], Awaitable[None]], store
         await run(lambda: pairing.wrong_try(store.db.conn, taken, address))
 
 
-def _admit(store: Store, device_id: str, fp: str, pem: str, name: str, identity: Identity) -> bytes:
-    household.add_device(store, device_id, fp, pem, name, identity.device_id)
+def _admit(store: Store, pem: str, name: str, identity: Identity,
+           proof: dict[str, Any]) -> bytes:
+    try:
+        household.admit(store, identity, pem, name, proof)
+    except household.HouseholdError as exc:
+        raise PairingError(str(exc)) from None
     return store.export_updates(HOUSEHOLD_DOC)
 

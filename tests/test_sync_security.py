@@ -182,3 +182,61 @@ def test_a_certificate_tells_a_stranger_no_device_name(tmp_path: Path) -> None:
         shown = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=identity.cert_pem,
                                capture_output=True, text=True, check=True).stdout
         assert "Anna" not in shown and "covey" in shown
+
+
+def _plant(planter: Device, planted: Device) -> None:
+    """A compromised member brings in a device of its own making (it holds both keys, so it
+    can sign the planted one's proof of "pairing" too)."""
+    from sync import household
+
+    planter_id = load_or_create(Paths.at(planter.home).identity_dir, planter.name)
+    planted_id = load_or_create(Paths.at(planted.home).identity_dir, planted.name)
+    store, joiner = planter.store(), planted.store()
+    try:
+        household.pair_locally(store, planter_id, planted_id, planted.name, joiner_store=joiner)
+    finally:
+        store.close()
+        joiner.close()
+
+
+def _members(device: Device) -> dict[str, bool]:
+    return {d["device_id"]: d["revoked"] for d in json.loads(device.covey("devices", "--json").stdout)}
+
+
+def test_a_planted_device_is_refused_once_its_planter_is_removed(devices) -> None:  # type: ignore[no-untyped-def]
+    a, m, x = devices("a"), devices("m"), devices("x")
+    pair(a, m, "5-amber-anchor")
+    _plant(m, x)
+    a.serve()
+    m.serve(a)
+    eventually(lambda: _members(a).get(x.device_id) is False)  # the plant reached a
+    x.serve(a)
+    assert a.covey("ask", "--model", "fake", SECRET).returncode == 0
+    eventually(lambda: SECRET in str(x.contents()))  # (so the threat is real)
+    removed = a.covey("devices", "remove", m.device_id[:10])
+    assert removed.returncode == 0, removed.stderr
+    assert "Also revoked what it brought in: x" in removed.stdout
+    assert _members(a) == {a.device_id: False, m.device_id: True, x.device_id: True}
+    eventually(lambda: "no longer a member" in a.log.read_text())
+    assert a.covey("ask", "--model", "fake", "after the removal").returncode == 0
+    assert x.covey("ask", "--model", "fake", "from the planted device").returncode == 0
+    time.sleep(3)  # every chance to get through (bounded)
+    assert "after the removal" not in str(x.contents()) + str(m.contents())
+    assert "from the planted device" not in str(a.contents())
+
+
+def test_a_member_cannot_lock_out_the_device_that_invited_it(devices) -> None:  # type: ignore[no-untyped-def]
+    a, b, m = devices("a"), devices("b"), devices("m")
+    pair(a, b, "5-amber-anchor")
+    pair(a, m, "6-amber-anchor")
+    a.serve()
+    b.serve(a)
+    m.serve(a)
+    vote = m.covey("devices", "remove", a.device_id[:10])
+    assert vote.returncode == 0 and "Your vote to remove a" in vote.stdout
+    assert m.covey("ask", "--model", "fake", "after the vote").returncode == 0
+    eventually(lambda: "after the vote" in str(b.contents()))  # m's entry reached everyone
+    assert b.covey("ask", "--model", "fake", "b still syncs with a").returncode == 0
+    eventually(lambda: "b still syncs with a" in str(a.contents()))
+    assert _members(a) == _members(b) == {a.device_id: False, b.device_id: False,
+                                          m.device_id: False}

@@ -17,6 +17,7 @@ from app.ui.household import DevicesScreen, HouseholdBar
 from app.ui.pairing import PairingScreen
 from app.ui.settings import SettingsScreen
 from sync import household, pairing
+from sync.identity import load_or_create
 from tests.devices import free_port
 from tests.tui_helpers import make_context, wait_until
 
@@ -271,8 +272,9 @@ async def test_answers_run_on_the_device_chosen_in_settings(make_device) -> None
 async def test_devices_screen_details_and_removing_a_device(tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "home", device_id="")
     household.ensure(ctx.store, ctx.identity, "laptop")
-    household.add_device(ctx.store, "PIPIPIP-AAAAAAA", "ab" * 32, "-", "pi", ctx.identity.device_id)
-    household.set_capability(ctx.store, "PIPIPIP-AAAAAAA", "smollm2", 78.0, serves=True)
+    pi = load_or_create(tmp_path / "pi", "pi")
+    household.pair_locally(ctx.store, ctx.identity, pi, "pi")
+    household.set_capability(ctx.store, pi.device_id, "smollm2", 78.0, serves=True)
     app = CoveyApp(ctx)
     async with app.run_test(size=(130, 40)) as pilot:
         await wait_until(pilot, lambda: "○ pi last seen never runs 78 tok/s"
@@ -287,7 +289,7 @@ async def test_devices_screen_details_and_removing_a_device(tmp_path: Path) -> N
         assert isinstance(app.screen, DevicesScreen) and not any(
             d.revoked for d in household.devices(ctx.store))
         await pilot.press("down")
-        await wait_until(pilot, lambda: "PIPIPIP-AAAAAAA" in label(app, "#details"))
+        await wait_until(pilot, lambda: pi.device_id in label(app, "#details"))
         assert "answers for the household" in label(app, "#details")
         await pilot.press("x")
         await pilot.press("n")  # changed their mind

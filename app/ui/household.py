@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from app.context import Context
+from app.errors import CoveyError
 from app.household_status import DeviceStatus, HouseholdStatus, ago, read_status
 from app.ui.dialogs import Confirm
 from sync import household
@@ -168,8 +169,14 @@ class DevicesScreen(ModalScreen[None]):
 
         def done(yes: bool | None) -> None:
             if yes:
-                household.revoke(self.ctx.store, d.device_id, self.ctx.store.device_id)
-                self.notify(f"Removed {d.name}: every device refuses it once synced.")
+                from app.household_commands import describe_revocation
+
+                try:
+                    gone = household.revoke(self.ctx.store, self.ctx.identity, d.device_id)
+                except CoveyError as exc:
+                    self.notify(str(exc), severity="error")
+                    return
+                self.notify(describe_revocation(gone), timeout=10)
                 self.refresh_rows()
 
         self.app.push_screen(Confirm(f"Remove {d.name} from the household? It will no longer "
