@@ -73,8 +73,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", parents=[common], help="import conversations from a JSON export")
     imp.add_argument("file", help="a file written by `covey export --format json` (- for stdin)")
 
-    rm = sub.add_parser("rm", parents=[common], help="delete a conversation")
-    rm.add_argument("id", help="conversation id")
+    rm = sub.add_parser("rm", parents=[common],
+                        help="delete a conversation (undo: `covey restore ID`)")
+    rm.add_argument("id", help="conversation id (at least 4 characters of it)")
+
+    trash = sub.add_parser("trash", parents=[common], help="list deleted conversations")
+    trash.add_argument("-n", "--limit", type=_positive_int, default=50, metavar="N")
+
+    restore = sub.add_parser(
+        "restore", parents=[common],
+        help="bring deleted conversations back, or undo what a device changed",
+        description="Bring back deleted conversations (`covey trash` lists them), or undo the "
+        "changes a device made (a hostile or mistaken one), on every device once synced.")
+    restore.add_argument("ids", nargs="*", metavar="ID", help="deleted conversations to restore")
+    restore.add_argument("--all", action="store_true", help="restore every deleted conversation")
+    restore.add_argument("--undo-device", metavar="DEVICE",
+                         help="undo the changes this device (id or prefix) made")
+    restore.add_argument("--since", metavar="WHEN",
+                         help="with --undo-device: only changes that reached this device since "
+                         "WHEN (2026-12-02 10:30, or 90m / 2h / 3d ago)")
 
     title = sub.add_parser("title", parents=[common], help="rename a conversation")
     title.add_argument("id", help="conversation id")
@@ -118,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
     devices.add_argument("device", nargs="?", help="device id (or a unique prefix) to remove")
     devices.add_argument("--json", action="store_true", help="print JSON")
+    devices.add_argument("--undo-changes", action="store_true",
+                         help="with remove: also undo what the device changed (see --since)")
+    devices.add_argument("--since", metavar="WHEN",
+                         help="with --undo-changes: only changes that reached this device since "
+                         "WHEN (2026-12-02 10:30, or 90m / 2h / 3d ago)")
 
     peers_p = sub.add_parser("peers", parents=[common],
                              help="devices seen on the LAN and paired: online, last sync, models")

@@ -192,12 +192,27 @@ def import_(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+MIN_RM_PREFIX = 4  # a one-character prefix deleted the wrong conversation too easily
+
+
 def rm(ctx: Context, args: argparse.Namespace) -> int:
+    if len(args.id.strip()) < MIN_RM_PREFIX:
+        raise UsageError(f"give at least {MIN_RM_PREFIX} characters of the conversation id to "
+                         "delete it (see `covey history`)")
     conv_id = ctx.store.resolve(args.id)
     title = ctx.store.summary(conv_id).title
     ctx.store.delete_conversation(conv_id)
-    print(f"deleted {conv_id[:12]} ({title})")
+    print(f"deleted {conv_id[:12]} ({title}); undo: covey restore {conv_id[:12]}")
     return 0
+
+
+def _recovery(name: str):  # type: ignore[no-untyped-def]
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        from app import recovery
+
+        return int(getattr(recovery, name)(ctx, args))
+
+    return handler
 
 
 def title(ctx: Context, args: argparse.Namespace) -> int:
@@ -296,5 +311,5 @@ HANDLERS = {
     "cancel": cancel,
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
-    "ui": ui,
+    "ui": ui, "trash": _recovery("trash"), "restore": _recovery("restore"),
 }

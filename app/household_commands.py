@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import asdict
 
+from app import recovery
 from app.context import Context
 from app.errors import UsageError
 from app.household_status import DeviceStatus, ago, read_status
@@ -50,7 +51,14 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "remove":
         if not args.device:
             raise UsageError("which device? covey devices remove DEVICE_ID")
-        print(describe_revocation(household.revoke(store, ctx.identity, args.device)))
+        since = recovery.parse_since(args.since)  # (a bad --since before anything is done)
+        if args.since and not args.undo_changes:
+            raise UsageError("--since goes with --undo-changes")
+        gone = household.revoke(store, ctx.identity, args.device)
+        print(describe_revocation(gone))
+        if args.undo_changes:
+            for d in gone if gone[0].revoked else []:
+                print(recovery.undo_device(store, d.device_id, since).describe())
         return 0
     status = read_status(store, ctx.paths.locks_dir)
     if args.json:

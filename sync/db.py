@@ -190,6 +190,15 @@ def m014_membership_log(db: sqlite_utils.Database) -> None:
                " root INTEGER NOT NULL DEFAULT 0)")
 
 
+def m015_arrivals(db: sqlite_utils.Database) -> None:
+    """Which device handed us which changes, and when they arrived (see sync/arrivals.py)."""
+    db.execute("CREATE TABLE arrivals (doc_id TEXT NOT NULL, peer INTEGER NOT NULL,"
+               " start INTEGER NOT NULL, end INTEGER NOT NULL, source TEXT NOT NULL,"
+               " at REAL NOT NULL)")
+    db.execute("CREATE INDEX arrivals_doc_peer ON arrivals (doc_id, peer)")
+    db.execute("CREATE INDEX arrivals_source ON arrivals (source)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -205,6 +214,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m012_clock_offset", m012_clock_offset),
     ("m013_order_by_arrival", m013_order_by_arrival),
     ("m014_membership_log", m014_membership_log),
+    ("m015_arrivals", m015_arrivals),
 ]
 
 

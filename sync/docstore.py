@@ -26,8 +26,8 @@ from loro import ExportMode, LoroDoc
 
 from app.config import Paths
 from app.errors import InvalidUpdateError, UnknownConversationError
+from sync import arrivals, versions
 from sync.db import open_database, transaction
-from sync import versions
 from sync.ids import new_id
 from sync.sync_reads import SyncReads
 from sync.writers import WriterSlot, claim_writer
@@ -297,6 +297,7 @@ class DocumentStore(SyncReads):
                 f"refused update for {doc_id}: not a well-formed document of that id"
             )
         self._append(conn, doc_id, entry, [bytes(b) for b in blobs], None, source, parsed)
+        arrivals.record(conn, doc_id, before, entry.doc.oplog_vv, source)
         return True
 
     def _check(self, doc_id: str, doc: LoroDoc) -> object | None:

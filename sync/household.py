@@ -69,6 +69,7 @@ def ensure(store: Store, identity: Identity, name: str) -> str:
         hid = household_id(store)
         if _root(store) is None and not _doc_entries(store):
             _upgrade_legacy(store, identity, hid)
+        _publish_writers(store, identity.device_id)
         return hid
     hid = secrets.token_hex(16)
 
@@ -84,7 +85,25 @@ def ensure(store: Store, identity: Identity, name: str) -> str:
     entry = membership.make(identity, _member_body(
         "found", hid, identity.device_id, [], identity.cert_pem, name))
     _append(store, [entry], pin_root=True)
+    _publish_writers(store, identity.device_id)
     return hid
+
+
+def writer_peers(store: Store) -> set[int]:
+    """The Loro peer ids this device's processes write with."""
+    return {int(r[0]) for r in store.db.conn.execute("SELECT peer_id FROM writers")}
+
+
+def _publish_writers(store: Store, device_id: str) -> None:
+    """Say which Loro peers write for this device, so its changes can be told apart (and
+    undone, `covey restore --undo-device`)."""
+    entry = _value(store).get("devices", {}).get(device_id)
+    known = entry.get("peers") if isinstance(entry, dict) else None
+    mine = sorted(writer_peers(store))
+    if not isinstance(entry, dict) or known == mine:
+        return
+    store.write(HOUSEHOLD_DOC, lambda doc: _device_map(doc, device_id).insert("peers", mine),
+                touched=None)
 
 
 def _member_body(kind: str, hid: str, by: str, prev: list[str], cert_pem: str, name: str,
