@@ -14,8 +14,10 @@ REASON = can_netns()
 def test_three_devices_survive_kills_and_cuts_and_end_identical() -> None:
     report = soak(rounds=12, seed=11, say=lambda line: None)
     print(report)
-    assert report["kills"] + report["cuts"] > 0  # the day really was rough
-    assert report["writes_acknowledged"] == 36
+    assert report["kills"] + report["cuts"] > 0 and report["full_disks"] > 0  # a rough day
+    assert report["died_by_themselves"] == 0  # a full disk ends sessions, never a node
+    assert report["writes_acknowledged"] + report["writes_refused"] == 36
+    assert report["refusals_unclear"] == 0  # a write refused for a full disk says so
     assert report["lost"] == 0
     assert report["duplicate_messages"] == 0 and report["duplicate_prompts"] == 0
     assert report["identical"] is True
