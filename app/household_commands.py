@@ -68,6 +68,8 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
         mark = "REVOKED" if d.revoked else d.state
         seen = "now" if d.this_device or d.online else f"{_stamp(d.last_seen)} ({ago(d.last_seen)})"
         line = f"{d.device_id}  {d.name:<20} {mark:<12} last seen {seen}"
+        if d.revoked:
+            line += f"  · removed by {d.revoked_by or 'most members'}"
         if d.progress:
             line += f"  · {d.progress}"
         if abs(d.clock_offset) > 120:

@@ -37,6 +37,7 @@ class DeviceStatus:
     catch_up_total: int | None = None  # documents it is sending us in a catch-up under way
     catch_up_done: int = 0
     clock_offset: float = 0.0  # how far its clock is from ours (seconds; + = ahead)
+    revoked_by: str | None = None  # the name of the member that removed it
 
     @property
     def progress(self) -> str | None:
@@ -78,7 +79,9 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
         " catch_up_done, clock_offset FROM peer_status")}
     value = household.snapshot(store)
     devices = []
-    for d in household.devices(store):
+    members = household.devices(store)
+    names = {d.device_id: d.name for d in members}
+    for d in members:
         s = rows.get(d.device_id)
         cap = household.capability_in(value, d.device_id)
         this = d.device_id == store.device_id
@@ -89,6 +92,7 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
         devices.append(DeviceStatus(
             device_id=d.device_id, name=d.name, fingerprint=d.fingerprint,
             this_device=this, revoked=d.revoked, online=online,
+            revoked_by=names.get(d.revoked_by or "", d.revoked_by) if d.revoked else None,
             syncing=online and (total is not None or last_sync is None),
             address=s[1] if s else None, last_seen=time.time() if this else last_seen,
             last_sync=last_sync, model=str(cap.get("model") or ""),

@@ -32,7 +32,8 @@ HEALTHY_SESSION = 5.0
 class Dialer:
     def __init__(self, connect: Callable[[Address], Awaitable[tuple[str | None, bool]]],
                  connected: Callable[[str], bool],
-                 spawn: Callable[[Coroutine[Any, Any, None]], None],
+                 spawn: Callable[[Coroutine[Any, Any, None],
+                                  Callable[[], Coroutine[Any, Any, None]]], None],
                  backoff: tuple[float, float]) -> None:
         # One connection, run to its end: (the member reached or None, whether it was refused).
         self._connect = connect
@@ -50,7 +51,7 @@ class Dialer:
             return
         self._known[address] = device_id
         self._redial[address] = asyncio.Event()
-        self._spawn(self._forever(address))
+        self._spawn(self._forever(address), lambda: self._forever(address))  # kept alive
 
     def contact_from(self, device_id: str) -> None:
         """A member reached us: whatever backoff we had towards it is over."""

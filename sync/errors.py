@@ -4,12 +4,16 @@ A session that fails the same way on every reconnect would otherwise log the sam
 every few seconds, forever. The first occurrence of a (where, what) pair is logged — with its
 traceback if it is a bug, with its message alone if it is a condition covey knows (a full disk:
 a CoveyError); repeats within `QUIET_FOR` seconds are counted and summarised in the next line.
+A loop of the node that dies anyway is restarted by `supervise`, loudly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from app.errors import CoveyError
 
@@ -35,3 +39,24 @@ def report(where: str, what: str, exc: BaseException | None = None) -> bool:
     else:
         log.error("%s: %s%s", where, what, more)
     return True
+
+
+RESTART_AFTER = 1.0  # seconds before a failed loop is started again
+
+
+def supervise(task: asyncio.Task[None], where: str,
+              again: Callable[[], Coroutine[Any, Any, None]] | None,
+              respawn: Callable[[Coroutine[Any, Any, None], Callable[[], Coroutine[Any, Any, None]]], None],
+              stopping: bool) -> None:
+    """When a background task ends: a failure is reported, loudly; a loop (`again` given) that
+    failed or returned while the node runs is started again a moment later, and says so."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        report(where, f"{type(exc).__name__}: {exc}", exc)
+    if again is None or stopping:
+        return
+    log.error("%s ended%s; starting it again in %.0f s", where,
+              " with that failure" if exc is not None else "", RESTART_AFTER)
+    asyncio.get_running_loop().call_later(RESTART_AFTER, lambda: respawn(again(), again))

@@ -80,6 +80,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
         self._trusted: dict[str, household.Device] = {}
+        self._stopping = False
         self.discovery: Discovery | None = None
         self._server_ctx = server_context(identity, [identity.cert_pem])
         self._anchored = {identity.fingerprint}
@@ -117,11 +118,12 @@ class Node:
             stored = await self._run(self._stored_addresses)
             for address in sorted(set(self.options.peers) | set(stored)):
                 self.dial(address, stored.get(address, ""))
-            self._spawn(self._watch())
+            self._spawn(self._watch(), self._watch)
             if ready is not None:
                 ready(self)
             await stop.wait()
         finally:
+            self._stopping = True
             unsubscribe()
             if self.discovery is not None:
                 await self.discovery.close()  # says goodbye on the LAN
@@ -136,16 +138,18 @@ class Node:
                 await server.wait_closed()
             self.executor.shutdown(wait=True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None],
+               again: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """Run `coro` in the background; `again` makes it a loop that is restarted if it ends."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._ended)
+        task.add_done_callback(lambda t: self._ended(t, again))
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        """No background task ends silently: one that failed is reported, loudly."""
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            errors.report("a background task of the node", f"{type(exc).__name__}: {exc}", exc)
+    def _ended(self, task: asyncio.Task[None],
+               again: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+        self._tasks.discard(task)  # no background task ends silently (sync/errors.py)
+        errors.supervise(task, "a background task of the node", again, self._spawn,
+                         self._stopping)
 
     def _stored_addresses(self) -> dict[tuple[str, int], str]:
         """Addresses to dial, with the member known to listen there ("" if not known yet)."""

@@ -223,6 +223,11 @@ def test_a_planted_device_is_refused_once_its_planter_is_removed(devices) -> Non
     time.sleep(3)  # every chance to get through (bounded)
     assert "after the removal" not in str(x.contents()) + str(m.contents())
     assert "from the planted device" not in str(a.contents())
+    x.stop()
+    pem = (a.home / "identity" / "device.crt").read_text()
+    got = asyncio.run(_try_sync_as(x.home / "identity", "x", a.host, a.port, pem))
+    assert got == b""  # the planted device, with its own key: not one byte
+    assert "removed by a" in a.covey("devices").stdout
 
 
 def test_a_member_cannot_lock_out_the_device_that_invited_it(devices) -> None:  # type: ignore[no-untyped-def]
