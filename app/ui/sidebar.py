@@ -12,6 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.message import Message as UIMessage
 from textual.widgets import Input, Label, ListView
 
@@ -102,6 +103,12 @@ class Sidebar(Vertical):
         self.run_worker(self._rebuild(), group="sidebar")
 
     async def _rebuild(self) -> None:
+        try:
+            await self._rebuild_passes()
+        except NoMatches:  # the app closed while a rebuild was under way: nothing to show
+            return
+
+    async def _rebuild_passes(self) -> None:
         try:
             while True:
                 self._dirty = False
