@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="print the messages of a conversation")
     show.add_argument("id", help="conversation id (a unique prefix is enough)")
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--all-branches", action="store_true",
+                      help="print every branch (regenerated answers, edits, concurrent replies)")
+    show.add_argument("-v", "--verbose", action="store_true", help="devices by name and id")
 
     search = sub.add_parser("search", parents=[common], help="full-text search over all messages")
     search.add_argument("words", nargs="+", help="words that must all appear")

@@ -116,27 +116,9 @@ def history(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
-    store = ctx.store
-    conv_id = store.resolve(args.id)
-    summary = store.summary(conv_id)
-    messages = store.messages(conv_id)
-    if args.json:
-        payload = asdict(summary) | {"messages": [asdict(m) for m in messages]}
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
-        return 0
-    print(f"# {summary.title}  ({summary.id})")
-    if summary.system_prompt:
-        print(f"system: {summary.system_prompt}")
-    for m in messages:
-        label = "you" if m.role == "user" else m.role
-        extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
-        if m.requested_by and m.device and m.device != m.requested_by:
-            extra += f" on {m.device[:7]}, handed over by {m.requested_by[:7]}"
-        if m.attempts > 1:
-            extra += f", taken over ({m.attempts} attempts)"
-        status = f" [{m.status}]" if m.status != "done" else ""
-        print(f"\n{label}{extra}{status}:\n{m.text}")
-    return 0
+    from app import show as show_command
+
+    return show_command.show(ctx, args)
 
 
 def search(ctx: Context, args: argparse.Namespace) -> int:

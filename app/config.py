@@ -7,8 +7,10 @@ at import time: a `Paths` is made when a command starts.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import socket
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -127,6 +129,18 @@ class Config:
             raise ConfigError(f"{source}: when_alone must be \"local\" or \"queue\"")
         if self.compact_after < 2:
             raise ConfigError(f"{source}: compact_after must be at least 2")
+        if self.max_queue < 0:
+            raise ConfigError(f"{source}: max_queue must be 0 or more")
+        problem = listen_problem(self.listen)
+        if problem:
+            raise ConfigError(f"{source}: listen = {self.listen!r}: {problem}")
+        for peer in self.peers:
+            problem = peer_problem(peer)
+            if problem:
+                raise ConfigError(f"{source}: peers: {peer!r}: {problem}")
+        for address in self.mdns_interfaces:
+            if not _is_ip(address):
+                raise ConfigError(f"{source}: mdns_interfaces: {address!r} is not an IP address")
 
     def save(self, path: Path) -> None:
         """Write the settings that differ from the defaults, as TOML."""
@@ -139,6 +153,50 @@ class Config:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(path)
+
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _split(text: str) -> tuple[str, str | None]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or (host.count(":") and not host.startswith("[")):  # a bare IPv6 address
+        return text.strip(), None
+    return host.strip("[]"), port
+
+
+def _port_problem(port: str | None) -> str | None:
+    if port is None or not port.isdigit() or not 0 <= int(port) < 65536:
+        return "the port must be a number from 0 to 65535 (HOST:PORT, e.g. 0.0.0.0:7420)"
+    return None
+
+
+def listen_problem(text: str) -> str | None:
+    """Why `text` cannot be a listen address (an IP address of this machine and a port)."""
+    host, port = _split(text)
+    if port is None:
+        return "expected ADDRESS:PORT, e.g. 0.0.0.0:7420 (all interfaces) or 127.0.0.1:7420"
+    if not (_is_ip(host) or host == "localhost"):
+        return (f"{host!r} is not an IP address (use 0.0.0.0 for every interface, or one of "
+                "this machine's addresses)")
+    return _port_problem(port)
+
+
+def peer_problem(text: str) -> str | None:
+    """Why `text` cannot be a peer address (HOST:PORT; HOST an IP address or a host name)."""
+    host, port = _split(text)
+    if not (_is_ip(host) or HOSTNAME.match(host)):
+        return f"{host!r} is neither an IP address nor a host name"
+    return None if port is None else _port_problem(port)
 
 
 def _check_type(key: str, value: Any, annotation: Any, source: str) -> Any:

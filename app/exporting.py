@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from typing import Any
@@ -58,16 +59,34 @@ def parse_json(text: str) -> list[Conversation]:
     return [_conversation(c, i) for i, c in enumerate(raw)]
 
 
+def _fields(kind: type, raw: dict[str, Any], where: str, skip: str = "") -> dict[str, Any]:
+    """The fields of a record, checked in the user's words: which is missing, which unknown."""
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(raw) - set(known) - {skip})
+    if unknown:
+        raise ImportFormatError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+    missing = [name for name, f in known.items() if name != skip and name not in raw
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ImportFormatError(f"{where} has no {' and no '.join(map(repr, missing))}")
+    return {k: v for k, v in raw.items() if k != skip}
+
+
 def _conversation(raw: Any, index: int) -> Conversation:
     where = f"conversation #{index + 1}"
     if not isinstance(raw, dict):
         raise ImportFormatError(f"{where} is not an object")
-    try:
-        messages = [Message(**m) for m in raw.get("messages", [])]
-        fields = {k: v for k, v in raw.items() if k != "messages"}
-        conv = Conversation(**fields, messages=messages)
-    except TypeError as exc:
-        raise ImportFormatError(f"{where}: {exc}") from None
+    if isinstance(raw.get("title"), str):
+        where += f" ({raw['title'][:40]!r})"
+    raw_messages = raw.get("messages", [])
+    if not isinstance(raw_messages, list):
+        raise ImportFormatError(f"{where}: \"messages\" must be a list")
+    messages = []
+    for n, m in enumerate(raw_messages):
+        if not isinstance(m, dict):
+            raise ImportFormatError(f"{where}: message #{n + 1} is not an object")
+        messages.append(Message(**_fields(Message, m, f"{where}, message #{n + 1}")))
+    conv = Conversation(**_fields(Conversation, raw, where, skip="messages"), messages=messages)
     if not isinstance(conv.id, str) or not conv.id or not isinstance(conv.created_at, str):
         raise ImportFormatError(f"{where} lacks an id or created_at")
     for m in conv.messages:

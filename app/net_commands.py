@@ -173,7 +173,9 @@ def _invite(ctx: Context, args: argparse.Namespace) -> int:
         host = options.listen[0] if options.listen else "0.0.0.0"
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
         port = options.listen[1] if options.listen else 7420
-        print(f"Pairing code: {code}   (valid {int(args.timeout // 60)} min, works once)")
+        valid = f"{args.timeout} s" if args.timeout < 60 else f"{args.timeout // 60} min" + (
+            f" {args.timeout % 60} s" if args.timeout % 60 else "")
+        print(f"Pairing code: {code}   (valid {valid}, works once)")
         print(f"On the other device run:  covey pair {code}", flush=True)
         print(f"  (without mDNS on the network: covey pair {code} --address {shown}:{port})",
               flush=True)

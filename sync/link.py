@@ -72,7 +72,14 @@ class Link:
             if isinstance(event, CatchUpPlanned):
                 self.catch_up_total, self.catch_up_done = event.documents, 0
                 self._tell_progress(force=True)
+                log.info("catching up from %s: %d conversation(s) to receive", self.peer_device,
+                         event.documents)
             elif isinstance(event, CaughtUp):
+                if self.catch_up_total is None:
+                    log.info("in sync with %s", self.peer_device)
+                else:
+                    log.info("caught up with %s: %d of %d conversation(s) received",
+                             self.peer_device, self.catch_up_done, self.catch_up_total)
                 self.caught_up = True
                 self.caught_up_at = time.perf_counter()
                 self.catch_up_total = None

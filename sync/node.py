@@ -382,6 +382,7 @@ class Node:
                 if loser is conn:
                     return
             self.connections[expected] = conn
+            log.info("connected to %s (%s) at %s", event.hello.name or "?", expected, conn.address)
             host = conn.address.rpartition(":")[0].strip("[]")
             listening = f"{host}:{event.hello.listen}" if event.hello.listen else None
             offset = event.hello.time - time.time() if event.hello.time else 0.0

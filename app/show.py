@@ -1,0 +1,94 @@
+"""`covey show`: one conversation as you would read it — its current branch, where others fork.
+
+Two replies written at once on two devices, a regenerated answer, an edited prompt: each is a
+branch (messages with the same parent). The current branch is the one ending in the newest
+message; where it passes a fork, the message says which alternative it is (‹1/2›), and
+`--all-branches` prints the whole tree, indented. Devices are named as the household names
+them (ids with -v).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from app.context import Context
+from app.errors import CoveyError
+from sync import household
+from sync.conversation import Conversation, Message
+
+
+def device_names(ctx: Context) -> dict[str, str]:
+    names = {ctx.store.device_id: ctx.config.device_name}
+    try:
+        names |= {d.device_id: d.name for d in household.members_of(household.snapshot(ctx.store))
+                  if d.device_id != ctx.store.device_id}
+    except CoveyError:
+        pass
+    return names
+
+
+def show(ctx: Context, args: argparse.Namespace) -> int:
+    store = ctx.store
+    conv_id = store.resolve(args.id)
+    summary = store.summary(conv_id)
+    conv = store.conversation(conv_id)
+    if args.json:
+        payload = asdict(summary) | {"messages": [asdict(m) for m in conv.messages]}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    names = device_names(ctx)
+
+    def who(device_id: str | None) -> str:
+        if not device_id:
+            return "?"
+        name = names.get(device_id, device_id[:7])
+        return f"{name} ({device_id})" if args.verbose else name
+
+    print(f"# {summary.title}  ({summary.id})")
+    if conv.system_prompt:
+        print(f"system: {conv.system_prompt}")
+    if getattr(args, "all_branches", False):
+        _tree(conv, None, 0, who, store.device_id)
+        return 0
+    linear = all(m.parent_id is None for m in conv.messages)
+    shown = conv.messages if linear else conv.thread()
+    for m in shown:
+        mark = ""
+        if not linear:
+            siblings = conv.siblings(m.id)
+            if len(siblings) > 1:
+                mark = f" ‹{[s.id for s in siblings].index(m.id) + 1}/{len(siblings)}›"
+        print(f"\n{_heading(m, who, store.device_id)}{mark}:\n{m.text}")
+    forks = sum(1 for m in shown if not linear and len(conv.siblings(m.id)) > 1)
+    if forks:
+        print(f"\n({forks} fork(s) on this branch; `covey show {conv_id[:12]} --all-branches` "
+              "prints every branch)")
+    return 0
+
+
+def _heading(m: Message, who, here: str) -> str:  # type: ignore[no-untyped-def]
+    label = "you" if m.role == "user" else m.role
+    extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
+    if m.role == "assistant" and m.device:
+        if m.requested_by and m.device != m.requested_by:
+            extra += f" on {who(m.device)}, handed over by {who(m.requested_by)}"
+        elif m.device != here:  # answered on another device of the household
+            extra += f" on {who(m.device)}"
+    if m.attempts > 1:
+        extra += f", taken over ({m.attempts} attempts)"
+    status = f" [{m.status}]" if m.status != "done" else ""
+    return f"{label}{extra}{status}"
+
+
+def _tree(conv: Conversation, parent: str | None, depth: int, who, here: str) -> None:  # type: ignore[no-untyped-def]
+    children = conv.children(parent) if parent is not None else [
+        m for m in conv.messages if m.parent_id is None or conv.message(m.parent_id) is None]
+    for n, m in enumerate(children, 1):
+        pad = "    " * depth
+        branch = f" ‹{n}/{len(children)}›" if len(children) > 1 else ""
+        print(f"\n{pad}{_heading(m, who, here)}{branch}:")
+        for line in m.text.splitlines() or [""]:
+            print(f"{pad}{line}")
+        _tree(conv, m.id, depth + (1 if len(children) > 1 else 0), who, here)
