@@ -95,11 +95,13 @@ class Assistant:
         params: GenerationParams,
         on_piece: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Generate the answer for `turn`, streaming it into the store and to `on_piece`."""
+        """Generate the answer for `turn`, streaming it into the store and to `on_piece`;
+        `on_notice` hears what had to be left out of the prompt."""
         conv = self.store.conversation(turn.conversation_id)
         messages = pipeline.build_prompt(
-            conv.thread(turn.prompt_id), conv.system_prompt, self.model, params
+            conv.thread(turn.prompt_id), conv.system_prompt, self.model, params, on_notice
         )
         committed, pending, last_commit = [], [], time.monotonic()
         status = "failed"
@@ -125,7 +127,9 @@ class Assistant:
             )
             committed.extend(pending)
         text = "".join(committed)
-        if turn.new_conversation and self.config.auto_title and status == "done":
+        # Title on the first answer that completes (an earlier one may have been stopped).
+        if self.config.auto_title and status == "done" and \
+                self.store.untitled(turn.conversation_id):
             self._title(turn, conv.thread(turn.prompt_id)[-1].text, text)
         return Answer(turn, text, status)
 

@@ -195,6 +195,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     fmt = ("level=%(levelname)s logger=%(name)s msg=%(message)s" if args.command == "serve"
            else "%(levelname)s %(name)s: %(message)s")
     logging.basicConfig(level=level.upper(), format=fmt)
+    return _run(args)
+
+
+def _quiet_exit() -> None:
+    """The command is done; Python still joins worker threads on its way out. A Ctrl+C in that
+    moment must not print a traceback from `threading`: it ends the process at once."""
+    import os
+    import signal
+
+    def now(signum: int, frame: object) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(130)
+
+    signal.signal(signal.SIGINT, now)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return commands.run(args)
     except CoveyError as exc:
@@ -252,4 +272,6 @@ def _float(text: str) -> float:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    _quiet_exit()
+    sys.exit(code)

@@ -61,12 +61,19 @@ def ask(ctx: Context, args: argparse.Namespace) -> int:
             print(f"covey: answer {status}", file=sys.stderr)
         return 0 if status in ("done", "queued") else 1
     turn = assistant.start(prompt, conv_id, args.system)
+    from app.prefill import PrefillNotice
+
+    reading = PrefillNotice(len(prompt)).start()
 
     def show(piece: str) -> None:
+        reading.first_piece()
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    answer = assistant.answer(turn, params, on_piece=show)
+    try:
+        answer = assistant.answer(turn, params, on_piece=show, on_notice=reading.say)
+    finally:
+        reading.first_piece()
     sys.stdout.write("\n")
     if answer.status != "done":
         print(f"covey: answer {answer.status}", file=sys.stderr)

@@ -52,7 +52,7 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
     asked (and as it would have answered the same request locally).
     """
     turn = assistant.start(prompt, conv_id, system, parent_id)
-    title = turn.new_conversation and assistant.config.auto_title
+    title = assistant.config.auto_title and assistant.store.untitled(turn.conversation_id)
     return turn, attach_job(assistant.store, turn, assignee, params, title)
 
 

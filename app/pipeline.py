@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from app.errors import ContextOverflowError
@@ -49,12 +49,14 @@ def build_prompt(
     system_prompt: str | None,
     model: ChatModel,
     params: GenerationParams,
+    notice: Callable[[str], None] | None = None,
 ) -> list[ChatMessage]:
     """Chat messages for `thread` (ending with the user's prompt) that fit the context window.
 
     Oldest turns go first; the system prompt and the newest prompt stay; a newest prompt that
-    alone is too long keeps its beginning and end.
+    alone is too long keeps its beginning and end. `notice` is told what was left out, and why.
     """
+    tell = notice or log.info
     messages: list[ChatMessage] = []
     for m in thread:
         if m.role in ("user", "assistant") and m.text.strip():
@@ -63,13 +65,22 @@ def build_prompt(
     check_room(model, params)
     budget = model.info.context_length - params.max_tokens
     size = model.count_tokens(system + messages)  # tokenizing is not free: count sparingly
+    before = len(messages)
     while len(messages) > 1 and size > budget:
         messages.pop(0)
         while len(messages) > 1 and messages[0]["role"] == "assistant":
             messages.pop(0)  # a history should not start with an answer to a dropped question
         size = model.count_tokens(system + messages)
+    why = (f"the model's context holds {model.info.context_length:,} tokens, "
+           f"{params.max_tokens:,} of them kept for the answer")
+    if len(messages) < before:
+        tell(f"left out the {before - len(messages)} oldest message(s) of this conversation: {why}")
     if size > budget and messages:
+        whole = len(messages[-1]["content"])
         messages[-1] = _shorten(messages[-1], system + messages[:-1], model, budget)
+        kept = len(messages[-1]["content"]) - len(TRIM_MARKER)
+        tell(f"the prompt is too long: kept {kept:,} of its {whole:,} characters, the beginning "
+             f"and the end ({(whole - kept) / whole:.0%} cut from the middle); {why}")
         size = model.count_tokens(system + messages)
     if size > budget:
         raise ContextOverflowError(

@@ -27,11 +27,13 @@ class FakeModel:
         delay: float = 0.0,
         name: str = "fake",
         answer_words: int = 0,
+        prefill: float = 0.0,
     ) -> None:
         self._info = ModelInfo(name=name, path="fake", context_length=context_length)
         self._queue: deque[list[str]] = deque()
         self.delay = delay  # seconds per piece, to simulate a slow device
         self.answer_words = answer_words  # >0: default answer is this many numbered words
+        self.prefill = prefill  # seconds before the first piece, as a long prompt is read
         self.prompts: list[list[ChatMessage]] = []
 
     @property
@@ -53,6 +55,8 @@ class FakeModel:
     ) -> Iterator[str]:
         self.prompts.append([dict(m) for m in messages])  # type: ignore[misc]
         pieces = self._queue.popleft() if self._queue else self._default_answer(messages)
+        if self.prefill:  # reading the prompt (cut short by a cancel)
+            (cancel or threading.Event()).wait(self.prefill)
         for piece in pieces[: params.max_tokens]:
             if cancel is not None and cancel.is_set():
                 return

@@ -71,6 +71,7 @@ def _fake(spec: str, context_length: int) -> FakeModel:
             delay=float(opts.get("delay", 0)),
             answer_words=int(opts.get("words", 0)),
             name=opts.get("name", "fake"),
+            prefill=float(opts.get("prefill", 0)),
         )
     except ValueError:
         raise ModelError(f"bad fake model specification: {spec!r}") from None

@@ -21,6 +21,7 @@ from sync.conversation import Conversation, Message
 from sync.docstore import DocumentStore, StoreEvent
 
 HOUSEHOLD_DOC = "household"
+DEFAULT_TITLE = "New conversation"  # until the first answer that completes titles it
 from sync.ids import new_id, now_iso
 from sync.writers import slot_is_live
 
@@ -38,7 +39,7 @@ class Store(DocumentStore):
     # -- writing conversations ------------------------------------------------------------
 
     def create_conversation(
-        self, system_prompt: str | None = None, title: str = "New conversation"
+        self, system_prompt: str | None = None, title: str = DEFAULT_TITLE
     ) -> str:
         conv_id = new_id()
 
@@ -162,6 +163,11 @@ class Store(DocumentStore):
         conv = parsed if isinstance(parsed, Conversation) else schema.read_conversation(doc_id, doc)
         if conv is not None:
             view.refresh(conn, conv, touched)
+
+    def untitled(self, conv_id: str) -> bool:
+        """Still "New conversation", never titled (its first answers may have been stopped)."""
+        conv = self.conversation_document(conv_id)
+        return conv is not None and conv.title_source == "auto" and conv.title == DEFAULT_TITLE
 
     def conversation_document(self, conv_id: str) -> Conversation | None:
         """The conversation in document `conv_id`, deleted or not; None if there is none."""

@@ -106,3 +106,60 @@ def test_serve_logs_connections_catch_ups_and_departures(tmp_path: Path) -> None
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_conversation_whose_first_answer_was_stopped_is_titled_by_the_next(
+        covey_home: Path) -> None:
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "app", "ask", "--model",
+                             "fake:delay=0.05,words=400", "tell me a long story"], cwd=ROOT,
+                            env={**os.environ, "COVEY_HOME": str(covey_home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.read(20)  # the answer is streaming
+    proc.send_signal(signal.SIGINT)  # Ctrl+C
+    _, err = proc.communicate(timeout=30)
+    assert b"Traceback" not in err
+    rows = json.loads(run_covey("history", "--json", home=covey_home).stdout)
+    assert [r["title"] for r in rows] == ["New conversation"]
+    time.sleep(0.1)
+    done = run_covey("ask", "--model", "fake", "--continue", "a short one then", home=covey_home)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(run_covey("history", "--json", home=covey_home).stdout)
+    assert len(rows) == 1 and rows[0]["title"] != "New conversation"
+
+
+def test_ctrl_c_at_any_moment_is_a_clean_exit(covey_home: Path) -> None:
+    import os
+    import random
+    import signal
+    import time
+
+    rng = random.Random(13)
+    assert run_covey("ask", "--model", "fake", "warm up", home=covey_home).returncode == 0
+    for _ in range(12):  # at random moments: while starting, streaming, finishing, exiting
+        proc = subprocess.Popen([sys.executable, "-m", "app", "ask", "--model",
+                                 "fake:delay=0.01,words=30", "count to thirty"], cwd=ROOT,
+                                env={**os.environ, "COVEY_HOME": str(covey_home)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
+        assert proc.returncode in (0, 130)
+
+
+def test_a_long_piped_prompt_says_what_was_cut_and_that_it_is_being_read(
+        covey_home: Path) -> None:
+    text = "The kettle recipe travels slowly across mountains of paper. " * 4700  # 282 KB
+    out = run_covey("ask", "--model", "fake:prefill=2.5", "summarize this",
+                    home=covey_home, input=text.encode())
+    assert out.returncode == 0, out.stderr
+    assert "covey: the prompt is too long: kept" in out.stderr
+    assert "of its 282,015 characters, the beginning and the end" in out.stderr
+    assert "the model's context holds 4,096 tokens" in out.stderr
+    assert "reading the prompt (" in out.stderr  # shown while the model reads it

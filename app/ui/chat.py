@@ -279,7 +279,8 @@ class ChatPane(Vertical):
                 else:
                     from app.delegation import attach_job
 
-                    attach_job(ctx.store, turn, target, params)
+                    attach_job(ctx.store, turn, target, params, ctx.config.auto_title
+                               and ctx.store.untitled(turn.conversation_id))
                     self._watch(turn, target, params)
                 return
             target = where_to_run(ctx, None, prompt or "", params.max_tokens, say)
