@@ -51,6 +51,7 @@ class CoveyApp(App[None]):
     BINDINGS = [
         Binding("ctrl+n", "new_conversation", "New"),
         Binding("ctrl+f", "focus_filter", "Find"),
+        Binding("ctrl+l", "focus_list", "List", show=False),
         Binding("escape", "stop", "Stop"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
         Binding("ctrl+o", "devices", "Devices"),
@@ -252,6 +253,9 @@ class CoveyApp(App[None]):
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter").focus()
+
+    def action_focus_list(self) -> None:
+        self.sidebar.action_focus_list()
 
     def action_focus_messages(self) -> None:
         self.chat.focus_last_message()

@@ -34,6 +34,10 @@ FIELDS = [
 ]
 
 
+#: Fields whose hint names a default: left empty, they take it.
+DEFAULTED = ("temperature", "top_p", "max_tokens", "context_length")
+
+
 class SettingsScreen(ModalScreen[bool]):
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"),
                 Binding("ctrl+s", "save", "Save")]
@@ -44,7 +48,7 @@ class SettingsScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         config = self.ctx.config
-        with VerticalScroll(classes="box wide"):
+        with VerticalScroll(classes="box wide", id="settings-box"):
             yield Label("Settings", classes="heading")
             for key, label, hint in FIELDS:
                 value = getattr(config, key)
@@ -64,8 +68,8 @@ class SettingsScreen(ModalScreen[bool]):
             yield Label(f"Saved in {self.ctx.paths.config_file} · Ctrl+S saves · Esc cancels",
                         classes="hint", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
+                yield Button("Save", variant="primary", id="save", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -110,7 +114,10 @@ class SettingsScreen(ModalScreen[bool]):
             text = self.query_one(f"#{key}", Input).value.strip()
             kind = type(getattr(Config(), key))
             if not text:
-                if key in ("device_name", "temperature", "top_p", "max_tokens", "context_length"):
+                if key in DEFAULTED:  # the field hints its default: empty means that
+                    raw[key] = getattr(Config(), key)
+                    continue
+                if key == "device_name":
                     raise ConfigError(f"{label}: needs a value")
                 raw[key] = None
                 continue

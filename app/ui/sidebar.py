@@ -51,6 +51,15 @@ class ConversationList(ListView):
 
 
 class Sidebar(Vertical):
+    # ↓ in the filter box goes down into the list (the Input itself has no use for it)
+    BINDINGS = [Binding("down", "focus_list", "To the list", show=False)]
+
+    def action_focus_list(self) -> None:
+        listing = self.query_one(ConversationList)
+        if listing.index is None and len(listing):
+            listing.index = 0
+        listing.focus()
+
     @dataclass
     class Open(UIMessage):
         conversation_id: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -66,7 +68,7 @@ class MessageView(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(self._caption(), classes="caption", markup=False)
-        yield Markdown(self.message.text or "…")
+        yield Markdown(keep_line_breaks(self.message.text) or "…")
 
     def _caption(self) -> str:
         m = self.message
@@ -99,7 +101,7 @@ class MessageView(Vertical, can_focus=True):
     def append(self, piece: str) -> None:
         """A piece streamed in (before the store has it)."""
         self.message = replace(self.message, text=self.message.text + piece)
-        self.query_one(Markdown).update(self.message.text)
+        self.query_one(Markdown).update(keep_line_breaks(self.message.text))
 
     def show(self, message: Message, branch: tuple[int, int]) -> None:
         """Bring the view up to date without rebuilding it (keeps scroll and focus)."""
@@ -111,7 +113,28 @@ class MessageView(Vertical, can_focus=True):
         self.query_one(".caption", Label).update(self._caption())
         self.refresh_bindings()
         if changed:
-            self.query_one(Markdown).update(message.text or "…")
+            self.query_one(Markdown).update(keep_line_breaks(message.text) or "…")
+
+
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def keep_line_breaks(text: str) -> str:
+    """The model's single line breaks kept (Markdown would join the lines of a paragraph: a
+    haiku became one line). Outside code fences, a line followed by another ends in a hard
+    break; blank lines, lists and headings are left as they are."""
+    lines = text.split("\n")
+    fenced = False
+    out = []
+    for i, line in enumerate(lines):
+        if FENCE.match(line):
+            fenced = not fenced
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if (not fenced and line.strip() and nxt.strip() and not FENCE.match(nxt)
+                and not line.endswith("  ") and not line.lstrip().startswith(("#", "|"))):
+            line += "  "
+        out.append(line)
+    return "\n".join(out)
 
 
 class PromptArea(TextArea):
