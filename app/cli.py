@@ -17,6 +17,10 @@ from app.errors import CoveyError
 log = logging.getLogger("covey")
 
 
+SINCE_HELP = ("only changes that reached this device since WHEN (2026-12-02 10:30, or "
+              "90m / 2h / 3d ago)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default=argparse.SUPPRESS, metavar="PATH",
@@ -92,9 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--all", action="store_true", help="restore every deleted conversation")
     restore.add_argument("--undo-device", metavar="DEVICE",
                          help="undo the changes this device (id or prefix) made")
-    restore.add_argument("--since", metavar="WHEN",
-                         help="with --undo-device: only changes that reached this device since "
-                         "WHEN (2026-12-02 10:30, or 90m / 2h / 3d ago)")
+    restore.add_argument("--since", metavar="WHEN", help=f"with --undo-device: {SINCE_HELP}")
 
     title = sub.add_parser("title", parents=[common], help="rename a conversation")
     title.add_argument("id", help="conversation id")
@@ -140,9 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="print JSON")
     devices.add_argument("--undo-changes", action="store_true",
                          help="with remove: also undo what the device changed (see --since)")
-    devices.add_argument("--since", metavar="WHEN",
-                         help="with --undo-changes: only changes that reached this device since "
-                         "WHEN (2026-12-02 10:30, or 90m / 2h / 3d ago)")
+    devices.add_argument("--since", metavar="WHEN", help=f"with --undo-changes: {SINCE_HELP}")
 
     peers_p = sub.add_parser("peers", parents=[common],
                              help="devices seen on the LAN and paired: online, last sync, models")

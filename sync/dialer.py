@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sync import errors
+from sync.nodelock import NodeError
 
 log = logging.getLogger(__name__)
 Address = tuple[str, int]
@@ -27,6 +28,18 @@ Address = tuple[str, int]
 #: dial, instead of redoing a whole handshake and index exchange twice a second; a link that
 #: merely broke is redialled at once.
 HEALTHY_SESSION = 5.0
+DEFAULT_PORT = 7420
+
+
+def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
+    """HOST:PORT (a bare host gets the default port) → (host, port); NodeError if it is not."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise NodeError(f"{text!r} is not an address (expected HOST:PORT, e.g. 192.168.1.5:7420)")
+    return host, int(port)
 
 
 class Dialer:

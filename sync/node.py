@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from app.errors import StoreError
 from sync import errors, household, pair_flow, peer_state
-from sync.dialer import Dialer
+from sync.dialer import Dialer, parse_address  # (parse_address: re-exported)
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
 from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
@@ -36,7 +36,6 @@ from sync.transport import STREAM_LIMIT, Connection, Timing, run_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DEFAULT_PORT = 7420
 
 
 @dataclass
@@ -50,16 +49,6 @@ class NodeOptions:
     mdns_interfaces: list[str] | None = None  # None: every interface
     model: str = ""  # the model this device can run for others ("" = none), and its speed
     tok_s: float = 0.0
-
-
-def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep:
-        host, port = text.strip(), str(default_port)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise NodeError(f"{text!r} is not an address (expected HOST:PORT, e.g. 192.168.1.5:7420)")
-    return host, int(port)
 
 
 class Node:

@@ -12,22 +12,20 @@ from typing import Any
 import pytest
 from loro import LoroDoc, LoroMap
 
-from app.config import Paths
+from app.bench_sync import Device
 from sync import household, membership
 from sync.household import HouseholdError
 from sync.identity import Identity, load_or_create
 from sync.ids import now_iso
-from sync.store import HOUSEHOLD_DOC, Store
+from sync.store import HOUSEHOLD_DOC
 
 
-class Dev:
-    def __init__(self, root: Path, name: str) -> None:
-        self.paths = Paths.at(root / name)
-        self.paths.ensure()
-        self.identity: Identity = load_or_create(self.paths.identity_dir, name)
-        self.store = Store.open(self.paths, self.identity.device_id)
-        self.name = name
-        self.id = self.identity.device_id
+class Dev(Device):
+    """A device of the household in this process (the bench's, with its id at hand)."""
+
+    @property
+    def id(self) -> str:
+        return self.identity.device_id
 
 
 def sync_all(*devs: Dev) -> None:
