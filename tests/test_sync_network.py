@@ -103,6 +103,10 @@ def test_tokens_appear_on_the_peer_while_still_streaming(devices) -> None:  # ty
     pair(a, b)
     a.serve()
     b.serve()
+    # The answer streams for 4 s: watch it on a peer that is connected already (on a slow
+    # machine b may still be dialling when the answer would be done).
+    eventually(lambda: any(d["online"] for d in json.loads(b.covey("devices", "--json").stdout)
+                           if d["device_id"] == a.device_id))
     asking = a.popen("ask", "--model", "fake:words=400,delay=0.01", "stream me")
     seen_partial = False
     deadline = time.monotonic() + 60
