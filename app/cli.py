@@ -120,6 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a peer to dial (repeatable; also `peers` in the config)")
     serve.add_argument("--no-model", action="store_true",
                        help="do not load the model (sync only; nothing offered to peers)")
+    serve.add_argument("--api-listen", metavar="HOST:PORT",
+                       help="where the OpenAI-compatible API listens (default 127.0.0.1:7421; "
+                       "an address other than loopback needs API keys)")
+    serve.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+
+    api_key = sub.add_parser("api-key", parents=[common],
+                             help="keys for the HTTP API, for clients on other devices",
+                             description="Clients on this machine need no key; a client on "
+                             "another device sends one as 'Authorization: Bearer KEY'. Keys "
+                             "are stored hashed: a key is shown once, when it is made.")
+    key_sub = api_key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    key_create = key_sub.add_parser("create", help="make a key (shown once)")
+    key_create.add_argument("name", help="who the key is for, e.g. editor or phone")
+    key_sub.add_parser("list", help="the keys' names and when they were made")
+    key_revoke = key_sub.add_parser("revoke", help="revoke a key: its client is refused at once")
+    key_revoke.add_argument("name")
 
     pair = sub.add_parser("pair", parents=[common], help="pair with another device by a short code",
                           description="Without CODE: show a one-time code and wait for the other "

@@ -294,6 +294,12 @@ def _household(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _api_key(ctx: Context, args: argparse.Namespace) -> int:
+    from app.api.commands import api_key
+
+    return api_key(ctx, args)
+
+
 HANDLERS = {
     "serve": _net("serve"), "pair": _net("pair"), "devices": _household("devices"),
     "id": _net("device_id"), "peers": _household("peers"), "status": _household("status"),
@@ -301,4 +307,5 @@ HANDLERS = {
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
     "ui": ui, "trash": _recovery("trash"), "restore": _recovery("restore"),
+    "api-key": _api_key,
 }

@@ -93,6 +93,9 @@ class Config:
     mdns_interfaces: list[str] = field(default_factory=list)  # addresses to use; empty: all
     sync_in_app: bool = True  # the terminal app runs this device's node while open (no serve)
     theme: str = "textual-dark"  # the terminal app's theme (Ctrl+T toggles light/dark)
+    api: bool = True  # the node serves the OpenAI-compatible HTTP API
+    api_listen: str = "127.0.0.1:7421"  # where; any other than loopback needs an API key
+    api_record: bool = True  # API conversations are kept in the shared history
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -134,6 +137,9 @@ class Config:
         problem = listen_problem(self.listen)
         if problem:
             raise ConfigError(f"{source}: listen = {self.listen!r}: {problem}")
+        problem = listen_problem(self.api_listen)
+        if problem:
+            raise ConfigError(f"{source}: api_listen = {self.api_listen!r}: {problem}")
         for peer in self.peers:
             problem = peer_problem(peer)
             if problem:

@@ -69,7 +69,8 @@ def attach_job(store: Store, turn: Turn, assignee: str,
         settings = None
         if params is not None:
             settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
-                        "top_p": params.top_p, "seed": params.seed}
+                        "top_p": params.top_p, "seed": params.seed,
+                        "stop": list(params.stop) or None}
         if title:
             settings = (settings or {}) | {"title": True}
         jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
@@ -189,12 +190,16 @@ class AttemptRunner:
             return float(value) if ok else float(default)  # type: ignore[arg-type]
 
         seed = requested.get("seed")
+        stop = requested.get("stop")
+        stops = tuple(s for s in stop if isinstance(s, str) and s)[:4] \
+            if isinstance(stop, list) else ()
         return GenerationParams(
             max_tokens=max(1, min(int(number("max_tokens", base.max_tokens)),
                                   self.model.info.context_length // 2)),
             temperature=min(max(number("temperature", base.temperature), 0.0), 5.0),
             top_p=min(max(number("top_p", base.top_p), 0.01), 1.0),
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else base.seed,
+            stop=stops or base.stop,
         )
 
     def _claim(self, ref: JobRef, aid: str) -> bool:

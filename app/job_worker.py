@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from loro import LoroDoc
 
-from app import routing
+from app import pipeline, routing
 from app.delegation import AttemptRunner, JobRef, current_job, take_over
-from models.base import ChatModel, GenerationParams
+from models.base import ChatMessage, ChatModel, GenerationParams
 from sync import jobs
+from sync.conversation import Message
 from sync.store import Store, StoreEvent
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ class JobWorker:
         self.last_busy = time.monotonic()  # when a job last ran here
         self.serve_peers = serve_peers
         self.max_queue = max_queue
+        # One generation at a time on the one model: jobs, and API answers that are not recorded.
+        self.model_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="covey-jobs", daemon=True)
@@ -97,9 +101,35 @@ class JobWorker:
                     continue
                 log.info("running job %s (attempt %s) for %s", message_id, current.id,
                          job.requested_by)
-                self.runner.run(ref, current.id)
+                with self.model_lock:
+                    self.runner.run(ref, current.id)
                 self.last_busy = time.monotonic()
             elif current.assignee == "" and job.requested_by == me:
                 peer = routing.best_peer(self.store)
                 if peer is not None:
                     take_over(self.store, ref, peer)  # a capable peer appeared: hand it over
+
+    def run_unrecorded(self, messages: list[ChatMessage], params: GenerationParams,
+                       on_piece: Callable[[str], None],
+                       cancel: threading.Event) -> tuple[str, str]:
+        """Answer `messages` on this device's model without writing anything (api_record =
+        false), in turn with the jobs; returns (status, text)."""
+        runner = self.runner
+        if runner is None:
+            return "failed", ""
+        model = runner.model
+        fitted = GenerationParams(
+            max_tokens=max(1, min(params.max_tokens, model.info.context_length // 2)),
+            temperature=params.temperature, top_p=params.top_p, seed=params.seed,
+            stop=params.stop)
+        pieces: list[str] = []
+        with self.model_lock:
+            self.last_busy = time.monotonic()
+            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+            thread = [Message(id=str(n), role=m["role"], text=m["content"], created_at="")
+                      for n, m in enumerate(messages) if m["role"] != "system"]
+            prompt = pipeline.build_prompt(thread, system or None, model, fitted)
+            for piece in pipeline.generate(model, prompt, fitted, cancel):
+                pieces.append(piece)
+                on_piece(piece)
+        return ("cancelled" if cancel.is_set() else "done"), "".join(pieces)

@@ -48,8 +48,16 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
             worker.loading = True
             prep = ModelPrep(ctx, worker, node.advertise)
         worker.start()
+        api = None
+        if ctx.config.api and not args.no_api:
+            from app.config import listen_problem
+
+            problem = args.api_listen and listen_problem(args.api_listen)
+            if problem:
+                raise UsageError(f"--api-listen {args.api_listen!r}: {problem}")
+            api = (ctx, worker, args.api_listen)
         try:
-            asyncio.run(_serve(node, prep.start if prep else None))
+            asyncio.run(_serve(node, prep.start if prep else None, api))
         finally:
             if prep is not None:
                 prep.stop()
@@ -59,7 +67,8 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(node: Node, then: Callable[[], None] | None = None) -> None:
+async def _serve(node: Node, then: Callable[[], None] | None = None,
+                 api: tuple[Context, JobWorker, str | None] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,7 +81,16 @@ async def _serve(node: Node, then: Callable[[], None] | None = None) -> None:
         if then is not None:
             then()
 
-    await node.run(stop, ready)
+    server = None
+    if api is not None:
+        from app.api.commands import start_api
+
+        server = await start_api(*api)
+    try:
+        await node.run(stop, ready)
+    finally:
+        if server is not None:
+            await server.stop()
     print("covey node stopped", file=sys.stderr, flush=True)
 
 

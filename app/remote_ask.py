@@ -23,9 +23,13 @@ WATCH_EVERY = 0.02
 def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LEASE_SECONDS,
           on_piece: Callable[[str], None] | None = None,
           on_note: Callable[[str], None] | None = None,
-          cancel: threading.Event | None = None) -> str:
+          cancel: threading.Event | None = None, run_here: bool = True) -> str:
     """Pass the answer on as it grows (default: to stdout); take over if its runner goes silent;
-    return its status. Setting `cancel` (or Ctrl-C) cancels the job everywhere."""
+    return its status. Setting `cancel` (or Ctrl-C) cancels the job everywhere.
+
+    With `run_here` the take-over runs on this thread with `ctx.model`; without (a node, whose
+    job worker owns the model), the new attempt is assigned to this device for its worker, and
+    watched like any other."""
     store = ctx.store
     out = on_piece or _print
     note = on_note or _print_note
@@ -54,15 +58,26 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
             if status in ("done", "failed", "cancelled"):
                 return status
             if current is not None and current.refused:
+                if not run_here and current.assignee == store.device_id:
+                    return "failed"  # this device's own worker declined: no one is left
                 note(_restart("the other device declined", current.n + 1, shown))
+                if not run_here:
+                    take_over(store, ref, store.device_id)
+                    continue
                 return _take_over_here(ctx, ref, params, out, cancel)
             if current is not None:
                 sign = (current.id, current.beat, len(current.text), current.started)
                 if sign != life:
                     life, life_at = sign, time.monotonic()
+            mine = not run_here and current is not None and current.assignee == store.device_id
             if (current is not None and current.assignee and status in ("queued", "streaming")
+                    and not mine  # (this device's worker takes its queue in turn)
                     and time.monotonic() - life_at > lease + TAKEOVER_GRACE):
                 note(_restart("the other device went silent", current.n + 1, shown))
+                if not run_here:
+                    take_over(store, ref, store.device_id)
+                    life_at = time.monotonic()
+                    continue
                 return _take_over_here(ctx, ref, params, out, cancel)
             time.sleep(WATCH_EVERY)
     except KeyboardInterrupt:

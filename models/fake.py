@@ -57,11 +57,20 @@ class FakeModel:
         pieces = self._queue.popleft() if self._queue else self._default_answer(messages)
         if self.prefill:  # reading the prompt (cut short by a cancel)
             (cancel or threading.Event()).wait(self.prefill)
+        said = ""
         for piece in pieces[: params.max_tokens]:
             if cancel is not None and cancel.is_set():
                 return
             if self.delay:
                 time.sleep(self.delay)
+            # As llama.cpp does: the answer ends before a stop sequence, which is not shown.
+            cut = min((i for i in ((said + piece).find(s) for s in params.stop) if i >= 0),
+                      default=-1)
+            if cut >= 0:
+                if cut > len(said):
+                    yield (said + piece)[len(said):cut]
+                return
+            said += piece
             yield piece
 
     def _default_answer(self, messages: Sequence[ChatMessage]) -> list[str]:

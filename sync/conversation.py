@@ -2,7 +2,8 @@
 
 One Loro document per conversation:
   meta      map: id (= the document id), title, title_source ("auto"|"user"), created_at, created_by, system_prompt,
-            archived, deleted (a tombstone: the document stays so the deletion syncs)
+            archived, deleted (a tombstone: the document stays so the deletion syncs),
+            client (the program that made it through the API: its key's name, or "localhost")
   messages  list of maps: id, role, text (LoroText, so an answer can be streamed into it),
             created_at, device, model, status, parent_id
 
@@ -47,6 +48,7 @@ class Conversation:
     archived: bool = False
     deleted: bool = False
     messages: list[Message] = field(default_factory=list)
+    client: str | None = None  # made through the HTTP API by this client
 
     @property
     def updated_at(self) -> str:
@@ -179,6 +181,7 @@ def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
         archived=meta.get("archived") is True,
         deleted=meta.get("deleted") is True,
         messages=messages,
+        client=_str(meta.get("client")),
     )
 
 

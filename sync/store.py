@@ -214,6 +214,19 @@ class Store(DocumentStore):
                 [limit * 2]).fetchall()
         return list(dict.fromkeys(r[0] for r in rows if r[0].strip()))[:limit]
 
+    def answers_with_text(self, text: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(conversation id, message id) of finished answers whose text is exactly `text`,
+        newest first: how a client that repeats a conversation's turns is found again."""
+        with self._lock:
+            rows = self.db.conn.execute(
+                "SELECT conversation_id, id FROM messages WHERE role = 'assistant' AND text = ?"
+                " AND status = 'done' ORDER BY created_at DESC LIMIT ?", [text, limit]).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def set_client(self, conv_id: str, client: str) -> None:
+        """Which program made the conversation (an API key's name, say); shown by `show`."""
+        self._set_meta(conv_id, client=client)
+
     def latest_conversation_id(self) -> str | None:
         rows = self.list_conversations(limit=1, include_archived=True)
         return rows[0].id if rows else None

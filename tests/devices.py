@@ -41,7 +41,7 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
 class Device:
     def __init__(self, root: Path, name: str, host: str = "127.0.0.1",
                  mdns: list[str] | None = None, port: int | None = None,
-                 model: str = "fake") -> None:
+                 model: str = "fake", api: bool = False) -> None:
         self.name = name
         self.home = root / name
         self.home.mkdir(parents=True, exist_ok=True)
@@ -52,15 +52,22 @@ class Device:
         # the addresses given (loopback, or a test namespace's own interface).
         mdns_lines = ("mdns = true\nmdns_interfaces = [" + ", ".join(f'"{a}"' for a in mdns) + "]\n"
                       if mdns else "mdns = false\n")
+        # The HTTP API only where a test wants it, each on a port of its own.
+        self.api_port = free_port() if api else 0
+        api_lines = f'api_listen = "{host}:{self.api_port}"\n' if api else "api = false\n"
         (self.home / "config.toml").write_text(
             f'device_name = "{name}"\nlisten = "{host}:{self.port}"\nauto_title = false\n'
-            f'model = "{model}"\n' + mdns_lines)
+            f'model = "{model}"\n' + mdns_lines + api_lines)
         self.device_id = load_or_create(Paths.at(self.home).identity_dir, name).device_id
         self.log = self.home / "serve.log"
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}/v1"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "COVEY_HOME": str(self.home)}

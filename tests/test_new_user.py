@@ -163,3 +163,18 @@ def test_a_long_piped_prompt_says_what_was_cut_and_that_it_is_being_read(
     assert "of its 282,015 characters, the beginning and the end" in out.stderr
     assert "the model's context holds 4,096 tokens" in out.stderr
     assert "reading the prompt (" in out.stderr  # shown while the model reads it
+
+
+def test_the_readme_documents_every_config_key() -> None:
+    """Each setting covey reads has a line in the README's config.toml example (issue 17, 18)."""
+    import dataclasses
+    import re
+
+    from app.config import Config
+
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("## Configuration", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    documented = set(re.findall(r"^([a-z_]+) *=", example, re.M))
+    keys = {f.name for f in dataclasses.fields(Config)}
+    assert keys - documented == set(), "undocumented config keys"
+    assert documented - keys == set(), "documented keys covey does not read"

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP API: wire format, keys, catalog, front door, server."""

@@ -1,0 +1,60 @@
+"""`covey api-key create|list|revoke`, and starting the API beside a node."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from app.api.keys import KeyRing
+from app.context import Context
+from app.job_worker import JobWorker
+
+log = logging.getLogger(__name__)
+
+
+def keyring(ctx: Context) -> KeyRing:
+    return KeyRing(ctx.paths.data_dir / "api_keys.json")
+
+
+def api_key(ctx: Context, args: argparse.Namespace) -> int:
+    ring = keyring(ctx)
+    if args.key_command == "create":
+        key = ring.create(args.name)
+        print(key)
+        print(f"covey: API key {args.name!r} made; it is shown only now. A client sends it as "
+              "'Authorization: Bearer KEY' (OPENAI_API_KEY for the openai SDK).",
+              file=sys.stderr)
+    elif args.key_command == "revoke":
+        ring.revoke(args.name)
+        print(f"API key {args.name!r} revoked")
+    else:
+        keys = ring.keys()
+        if not keys:
+            print("No API keys. Clients on this machine need none; for another device: "
+                  "covey api-key create NAME")
+        for k in keys:
+            made = time.strftime("%Y-%m-%d %H:%M", time.localtime(k.created))
+            print(f"{k.name:<24} made {made}")
+    return 0
+
+
+async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None):  # type: ignore[no-untyped-def]
+    """The API server beside this node, or None if it could not listen (said loudly)."""
+    from app.api.front import FrontDoor
+    from app.api.server import ApiServer
+
+    server = ApiServer(FrontDoor(ctx, worker), listen or ctx.config.api_listen, keyring(ctx))
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"covey: the API cannot listen on {server.listen} ({exc.strerror or exc}); the "
+              "node runs without it (set api_listen, or api = false)", file=sys.stderr,
+              flush=True)
+        await server.stop()
+        return None
+    host, port = server.bound or ("?", "?")
+    print(f"covey API on http://{host}:{port}/v1 (OpenAI-compatible)", file=sys.stderr,
+          flush=True)
+    return server

@@ -1,0 +1,187 @@
+"""What an API request does: choose the device, record the turns, run the answer as a job.
+
+Every recorded request is an ordinary covey job (app/delegation.py): the prompt and an answer
+assigned to the device that runs the model — this one (its job worker takes jobs one at a time,
+so one request never interrupts another) or a peer (the answer arrives by sync, and a runner that
+goes silent is taken over, exactly as for `covey ask --on`). The conversation is synced and
+searchable like any other, marked with the client's name; a later request that repeats its
+turns continues it. With `api_record = false` nothing is written and only this device's own
+model answers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app import remote_ask
+from app.api import catalog
+from app.api.wire import ApiError, ChatRequest, Usage
+from app.assistant import Turn
+from app.config import Config
+from app.delegation import JobRef, attach_job
+from app.job_worker import JobWorker
+from models.base import ChatMessage, GenerationParams
+from sync.store import Store
+
+
+@dataclass
+class Answer:
+    """A request on its way: where it runs and, when recorded, its job."""
+
+    model: str
+    device_name: str
+    params: GenerationParams
+    prompt: list[ChatMessage]
+    ref: JobRef | None = None  # None: not recorded (runs directly on this device's model)
+    status: str = "queued"
+    text: str = ""
+
+
+class FrontDoor:
+    def __init__(self, ctx: object, worker: JobWorker | None) -> None:
+        self.ctx = ctx  # (a Context: its store and config; remote_ask.watch reads its store)
+        self.store: Store = ctx.store  # type: ignore[attr-defined]
+        self.config: Config = ctx.config  # type: ignore[attr-defined]
+        self.worker = worker
+
+    def local_model(self) -> str | None:
+        """This device's model, while its worker can run it."""
+        runner = self.worker.runner if self.worker is not None else None
+        return runner.model.info.name if runner is not None else None
+
+    def models(self) -> list[tuple[str, str, int]]:
+        return catalog.listing(self.store, self.local_model())
+
+    def open(self, request: ChatRequest, client: str) -> Answer:
+        """Choose where `request` runs and record it (its answer queued there). Raises ApiError."""
+        model, offer = catalog.choose(self.store, request.model, self.local_model())
+        me = self.store.device_id
+        if offer is None:  # "auto": wherever covey's routing sends it
+            target = self._auto(request)
+            model, name = "auto", self._name(target)
+        else:
+            target, name = offer.device_id, offer.device_name
+        params = self._params(request)
+        prompt: list[ChatMessage] = ([{"role": "system", "content": request.system}]
+                                     if request.system else [])
+        prompt += [{"role": t.role, "content": t.content}  # type: ignore[misc]
+                   for t in request.dialogue]
+        answer = Answer(model, name, params, prompt)
+        if not self.config.api_record:
+            if target != me:
+                raise ApiError(503, f"{model!r} runs on {name}, and with api_record = false "
+                               "answers run on this device only", "server_error",
+                               "model_unavailable")
+            return answer
+        answer.ref = self._record(request, client, target, params)
+        return answer
+
+    def run(self, answer: Answer, on_piece: Callable[[str], None],
+            cancel: threading.Event) -> Answer:
+        """Stream the answer to `on_piece` until it ends (or `cancel` is set); blocking."""
+        if answer.ref is None:
+            if self.worker is None:
+                raise ApiError(503, "this device runs no model", "server_error",
+                               "model_unavailable")
+            answer.status, answer.text = self.worker.run_unrecorded(
+                answer.prompt, answer.params, on_piece, cancel)
+            return answer
+        pieces: list[str] = []
+
+        def piece(text: str) -> None:
+            pieces.append(text)
+            on_piece(text)
+
+        def note(text: str) -> None:  # (a take-over: said in the stream, plainly marked)
+            piece(f"\n[covey: {text}]\n")
+
+        answer.status = remote_ask.watch(self.ctx, answer.ref, answer.params,  # type: ignore[arg-type]
+                                         on_piece=piece, on_note=note, cancel=cancel,
+                                         run_here=False)
+        answer.text = "".join(pieces)
+        return answer
+
+    def usage(self, answer: Answer) -> Usage:
+        """Tokens as this device's model counts them (4 characters a token without one)."""
+        runner = self.worker.runner if self.worker is not None else None
+        if runner is None:
+            return Usage(sum(len(m["content"]) for m in answer.prompt) // 4 + 1,
+                         len(answer.text) // 4)
+        model = runner.model
+        try:
+            prompt = model.count_tokens(answer.prompt)
+            whole = model.count_tokens(answer.prompt + [{"role": "assistant",
+                                                         "content": answer.text}])
+            return Usage(prompt, max(0, whole - prompt - 4) if answer.text else 0)
+        except Exception:  # noqa: BLE001 - counting is a courtesy; never fail an answer over it
+            return Usage(0, 0)
+
+    # -- the pieces -------------------------------------------------------------------------
+
+    def _auto(self, request: ChatRequest) -> str:
+        from app.routing import choose
+
+        target = choose(self.store, "auto", 0.0 if self.local_model() is None else 1e9)
+        if target == self.store.device_id and self.local_model() is None:
+            best = catalog.offers(self.store, None)
+            online = [o for o in best if o.device_id in catalog.routing.online_devices(self.store)]
+            if not online:
+                raise ApiError(503, "no device of the household can run a model now",
+                               "server_error", "model_unavailable")
+            target = max(online, key=lambda o: o.tok_s).device_id
+        return target
+
+    def _name(self, device_id: str) -> str:
+        from sync import household
+
+        return next((d.name for d in household.devices(self.store) if d.device_id == device_id),
+                    device_id)
+
+    def _params(self, request: ChatRequest) -> GenerationParams:
+        config = self.config
+        return GenerationParams(
+            max_tokens=request.max_tokens or config.max_tokens,
+            temperature=config.temperature if request.temperature is None else request.temperature,
+            top_p=config.top_p if request.top_p is None else request.top_p,
+            seed=config.seed if request.seed is None else request.seed,
+            stop=request.stop)
+
+    def _record(self, request: ChatRequest, client: str, target: str,
+                params: GenerationParams) -> JobRef:
+        store = self.store
+        dialogue = request.dialogue
+        found = self._continued(request)
+        if found is None:
+            conv_id = store.create_conversation(system_prompt=request.system)
+            store.set_client(conv_id, client)
+            parent: str | None = ""
+            for turn in dialogue[:-1]:  # earlier turns covey never saw: recorded as they were
+                parent = store.add_message(conv_id, turn.role, turn.content,
+                                           parent_id=parent or "")
+        else:
+            conv_id, parent = found
+        prompt_id = store.add_message(conv_id, "user", dialogue[-1].content,
+                                      parent_id=parent or "")
+        answer_id = store.add_message(conv_id, "assistant", "", parent_id=prompt_id,
+                                      status="queued")
+        turn = Turn(conv_id, prompt_id, answer_id, found is None)
+        attach_job(store, turn, target, params, title=self.config.auto_title and found is None)
+        return JobRef(conv_id, answer_id)
+
+    def _continued(self, request: ChatRequest) -> tuple[str, str] | None:
+        """The conversation and answer a request's earlier turns end at, if covey has them."""
+        prior = request.dialogue[:-1]
+        if not prior or prior[-1].role != "assistant":
+            return None
+        wanted = [(t.role, t.content) for t in prior]
+        for conv_id, message_id in self.store.answers_with_text(prior[-1].content):
+            conv = self.store.conversation_document(conv_id)
+            if conv is None or conv.deleted or (conv.system_prompt or None) != request.system:
+                continue
+            thread = [(m.role, m.text) for m in conv.thread(message_id)
+                      if m.role in ("user", "assistant")]
+            if thread == wanted:
+                return conv_id, message_id
+        return None
