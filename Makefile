@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/covey bench model
 	$(BIN)/covey bench sync
 	$(BIN)/covey bench clone
+	$(BIN)/covey bench api
 	$(BIN)/python tests/bench_scale.py
 
 clean:

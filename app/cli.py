@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench_delegate.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
     bench_delegate.add_argument("--rounds", type=_positive_int, default=3, metavar="N")
 
+    bench_api = bench_sub.add_parser(
+        "api", parents=[common],
+        help="time to first token and tokens/s through the HTTP API against covey ask")
+    bench_api.add_argument("--json", action="store_true", help="print JSON")
+    bench_api.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
+    bench_api.add_argument("--rounds", type=_positive_int, default=5, metavar="N")
+
     doctor = sub.add_parser("doctor", parents=[common],
                             help="check versions, the model file, the data directory and the store")
     doctor.add_argument("--network", action="store_true",

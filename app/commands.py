@@ -214,6 +214,10 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def print_report(report: dict[str, object], as_json: bool) -> None:
     """A flat report as JSON, or as aligned `key value` lines."""
     if as_json:
@@ -230,6 +234,13 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
 
         print_report(bench_delegate.run(ctx.model, max_tokens=args.max_tokens,
                                         rounds=args.rounds), args.json)
+        return 0
+    if args.bench_target == "api":
+        from app import bench_api
+
+        print_report(bench_api.run(ctx.model, ctx.config.model, max_tokens=args.max_tokens,
+                                   rounds=args.rounds,
+                                   progress=None if args.json else _say), args.json)
         return 0
     if args.bench_target == "clone":
         from app import bench_clone

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from loro import LoroDoc
 
@@ -21,6 +22,15 @@ from sync.conversation import Message
 from sync.store import Store, StoreEvent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Follower:
+    """Someone in this process following one job: its pieces, and how it ended."""
+
+    piece: Callable[[str], None]
+    ended: threading.Event = field(default_factory=threading.Event)
+    status: str = ""
 
 
 class JobWorker:
@@ -37,6 +47,9 @@ class JobWorker:
         self.max_queue = max_queue
         # One generation at a time on the one model: jobs, and API answers that are not recorded.
         self.model_lock = threading.Lock()
+        # Answers a caller in this process follows piece by piece (the API, for jobs it made
+        # here): handed each piece as it is generated, not after a round trip through the store.
+        self._followers: dict[str, Follower] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="covey-jobs", daemon=True)
@@ -98,16 +111,35 @@ class JobWorker:
                     # Say no at once, so the requester answers itself instead of waiting.
                     log.info("refusing job %s from %s", message_id, job.requested_by)
                     self._refuse(conv_id, message_id, current.id)
+                    self._ended(message_id, "failed")
                     continue
                 log.info("running job %s (attempt %s) for %s", message_id, current.id,
                          job.requested_by)
+                follower = self._followers.get(message_id)
                 with self.model_lock:
-                    self.runner.run(ref, current.id)
+                    ended = self.runner.run(ref, current.id,
+                                            on_piece=follower.piece if follower else None)
+                self._ended(message_id, ended)
                 self.last_busy = time.monotonic()
             elif current.assignee == "" and job.requested_by == me:
                 peer = routing.best_peer(self.store)
                 if peer is not None:
                     take_over(self.store, ref, peer)  # a capable peer appeared: hand it over
+
+    def follow(self, answer_id: str, on_piece: Callable[[str], None]) -> Follower:
+        """Hand the pieces of job `answer_id` to `on_piece` as this worker generates them."""
+        follower = Follower(on_piece)
+        self._followers[answer_id] = follower
+        return follower
+
+    def unfollow(self, answer_id: str) -> None:
+        self._followers.pop(answer_id, None)
+
+    def _ended(self, answer_id: str, status: str) -> None:
+        follower = self._followers.get(answer_id)
+        if follower is not None and status != "skipped":
+            follower.status = status
+            follower.ended.set()
 
     def run_unrecorded(self, messages: list[ChatMessage], params: GenerationParams,
                        on_piece: Callable[[str], None],

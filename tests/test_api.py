@@ -53,8 +53,17 @@ def test_models_and_a_whole_answer_through_the_openai_sdk(laptop: Device) -> Non
     assert reply.usage is not None and reply.usage.prompt_tokens > 0
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     assert reply.model == "laptop-model" and reply.id.startswith("chatcmpl-")
+    stopped = api.chat.completions.create(
+        model="laptop-model", messages=[{"role": "user", "content": "one two three four"}],
+        stop=[" three"], max_tokens=50, temperature=0, seed=3)
+    assert stopped.choices[0].message.content == "You said: one two"
+    short = api.chat.completions.create(
+        model="laptop-model", messages=[{"role": "user", "content": "one two three four"}],
+        max_completion_tokens=2)
+    assert short.choices[0].message.content == "You said:"
+    assert short.choices[0].finish_reason == "length"
     # Recorded: a covey conversation, with the system prompt, marked with the client's name.
-    [conv] = conversations(laptop)
+    conv = conversations(laptop)[-1]
     show = laptop.covey("show", conv["id"]).stdout
     assert "hello there" in show and "You said: hello there" in show
     store = laptop.store()
@@ -205,6 +214,7 @@ def test_the_household_model_runs_on_the_device_that_has_it(make_device) -> None
     assert reply.choices[0].message.content == "You said: who answers?"
     assert reply.model == "llama-big"
     conv = eventually(lambda: laptop.history())[0]  # recorded, and synced to the runner
+    assert [c["id"] for c in pi.history()] == [conv["id"]]  # and on the asking device
     store = laptop.store()
     try:
         answer = store.conversation(conv["id"]).messages[-1]
@@ -260,3 +270,17 @@ def test_the_wire_format_refuses_what_openai_refuses() -> None:
                                                       *ok["messages"]]}).encode())
     assert parsed.max_tokens == 7 and parsed.stop == ("END",) and parsed.system == "S"
 
+
+
+def test_auto_routes_and_api_record_false_writes_nothing(make_device) -> None:  # type: ignore[no-untyped-def]
+    dev = make_device("solo", "fake:name=solo-model", api=True, extra_config="api_record = false\n")
+    dev.serve()
+    api_up(dev)
+    reply = client(dev).chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": "off the record"}])
+    assert reply.choices[0].message.content == "You said: off the record"
+    stream = client(dev).chat.completions.create(
+        model="solo-model", stream=True, messages=[{"role": "user", "content": "also off"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == \
+        "You said: also off"
+    assert dev.history() == []

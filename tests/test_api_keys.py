@@ -56,7 +56,9 @@ def test_another_device_needs_a_key_and_a_revoked_one_is_refused(lan: Lan, tmp_p
         server.settled()
         ask = {"model": "house-model", "messages": [{"role": "user", "content": "hi"}]}
         url = f"{server.api_url}/chat/completions"
-        assert curl(inside, f"{server.api_url}/models")[0] == 401
+        for path in ("/models", "/models/house-model", "/nothing-here"):
+            assert curl(inside, server.api_url + path)[0] == 401, path  # every endpoint
+        assert curl(inside, server.api_url.removesuffix("/v1") + "/")[0] == 401
         code, body = curl(inside, url, body=ask)
         assert code == 401 and body["error"]["code"] == "invalid_api_key"
         assert curl(inside, url, key="covey-wrong", body=ask)[0] == 401

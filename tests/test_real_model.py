@@ -128,3 +128,27 @@ def test_doctor_with_the_real_model(covey_home: Path) -> None:
     result = run_covey("doctor", home=covey_home)
     assert result.returncode == 0, result.stdout
     assert "SmolLM2" in result.stdout and "[ok  ] model" in result.stdout
+
+
+def test_the_api_answers_with_the_bundled_model_as_covey_ask_does(make_device) -> None:  # type: ignore[no-untyped-def]
+    """The openai SDK against `covey serve` on the bundled model: the same greedy answer as
+    `covey ask` gives for the same prompt and settings."""
+    openai = pytest.importorskip("openai")
+    from tests.devices import eventually
+
+    device = make_device("real", "", api=True)
+    device.serve()
+    eventually(lambda: "covey API on" in device.log.read_text(errors="replace"), timeout=60)
+    device.settled(timeout=120)
+    api = openai.OpenAI(base_url=device.api_url, api_key="unused-on-localhost", max_retries=0)
+    [model] = api.models.list().data
+    assert "smollm2" in model.id.lower() and model.owned_by == "real"
+    stream = api.chat.completions.create(
+        model=model.id, messages=[{"role": "user", "content": "Name a colour."}], stream=True,
+        max_tokens=32, temperature=0, seed=1)
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    via_api = "".join(pieces)
+    assert via_api.strip() and len([p for p in pieces if p]) > 3
+    asked = device.covey("ask", *SHORT, "Name a colour.")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip() == via_api.strip()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app import remote_ask
 from app.api import catalog
@@ -21,7 +21,8 @@ from app.api.wire import ApiError, ChatRequest, Usage
 from app.assistant import Turn
 from app.config import Config
 from app.delegation import JobRef, attach_job
-from app.job_worker import JobWorker
+from app.delegation import cancel_job, current_job
+from app.job_worker import Follower, JobWorker
 from models.base import ChatMessage, GenerationParams
 from sync.store import Store
 
@@ -35,8 +36,26 @@ class Answer:
     params: GenerationParams
     prompt: list[ChatMessage]
     ref: JobRef | None = None  # None: not recorded (runs directly on this device's model)
+    here: bool = False  # this device's worker runs it
     status: str = "queued"
     text: str = ""
+    pieces: list[str] = field(default_factory=list)
+    follower: Follower | None = None
+    _sink: Callable[[str], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def piece(self, text: str) -> None:
+        """A piece from the generating thread: kept, and passed on once someone listens."""
+        with self._lock:
+            self.pieces.append(text)
+            if self._sink is not None:
+                self._sink(text)
+
+    def attach(self, sink: Callable[[str], None]) -> None:
+        with self._lock:
+            for text in self.pieces:
+                sink(text)
+            self._sink = sink
 
 
 class FrontDoor:
@@ -75,7 +94,8 @@ class FrontDoor:
                                "answers run on this device only", "server_error",
                                "model_unavailable")
             return answer
-        answer.ref = self._record(request, client, target, params)
+        answer.here = target == me and self.worker is not None
+        answer.ref = self._record(request, client, target, params, answer)
         return answer
 
     def run(self, answer: Answer, on_piece: Callable[[str], None],
@@ -88,6 +108,8 @@ class FrontDoor:
             answer.status, answer.text = self.worker.run_unrecorded(
                 answer.prompt, answer.params, on_piece, cancel)
             return answer
+        if answer.here:
+            return self._follow(answer, on_piece, cancel)
         pieces: list[str] = []
 
         def piece(text: str) -> None:
@@ -101,6 +123,31 @@ class FrontDoor:
                                          on_piece=piece, on_note=note, cancel=cancel,
                                          run_here=False)
         answer.text = "".join(pieces)
+        return answer
+
+    def _follow(self, answer: Answer, on_piece: Callable[[str], None],
+                cancel: threading.Event) -> Answer:
+        """A job this device's worker runs: its pieces come straight from the generation."""
+        assert answer.ref is not None and answer.follower is not None and self.worker
+        follower, ref = answer.follower, answer.ref
+        answer.attach(on_piece)
+        try:
+            finished_seen = 0
+            while not follower.ended.wait(0.05):
+                if cancel.is_set() and not answer.status == "cancelling":
+                    cancel_job(self.store, ref)  # the runner stops at its next commit
+                    answer.status = "cancelling"
+                # (a job cancelled elsewhere before it started never runs: see it end)
+                status, _ = current_job(self.store, ref)
+                finished_seen = finished_seen + 1 if status in ("done", "failed",
+                                                                "cancelled") else 0
+                if finished_seen > 10:
+                    follower.status = status
+                    break
+        finally:
+            self.worker.unfollow(ref.answer_id)
+        answer.status = follower.status or "failed"
+        answer.text = "".join(answer.pieces)
         return answer
 
     def usage(self, answer: Answer) -> Usage:
@@ -149,7 +196,7 @@ class FrontDoor:
             stop=request.stop)
 
     def _record(self, request: ChatRequest, client: str, target: str,
-                params: GenerationParams) -> JobRef:
+                params: GenerationParams, answer: Answer) -> JobRef:
         store = self.store
         dialogue = request.dialogue
         found = self._continued(request)
@@ -167,6 +214,9 @@ class FrontDoor:
         answer_id = store.add_message(conv_id, "assistant", "", parent_id=prompt_id,
                                       status="queued")
         turn = Turn(conv_id, prompt_id, answer_id, found is None)
+        if answer.here:  # (before the job exists, so the worker cannot start without us)
+            answer.follower = self.worker.follow(answer_id,  # type: ignore[union-attr]
+                                                 answer.piece)
         attach_job(store, turn, target, params, title=self.config.auto_title and found is None)
         return JobRef(conv_id, answer_id)
 
