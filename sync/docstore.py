@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Self, TypeVar
 
 import sqlite_utils
@@ -26,7 +27,7 @@ from loro import ExportMode, LoroDoc
 
 from app.config import Paths
 from app.errors import InvalidUpdateError, UnknownConversationError
-from sync import arrivals, versions
+from sync import arrivals, versions, wakeup
 from sync.db import open_database, transaction
 from sync.ids import new_id
 from sync.sync_reads import SyncReads
@@ -79,6 +80,9 @@ class DocumentStore(SyncReads):
         self._polled_seq = self._max_seq()
         self._digest: tuple[object, str] | None = None
         self.epoch = self._ensure_epoch()
+        # Whether commits wake this device's node in another process; off in the process that
+        # hosts the node (it hears this store's events directly).
+        self.nudges = True
 
     @classmethod
     def open(cls, paths: Paths, device_id: str, compact_after: int = 256) -> Self:
@@ -91,6 +95,22 @@ class DocumentStore(SyncReads):
             self._docs.clear()
             self._writer.release()
             self.db.conn.close()
+
+    @property
+    def locks_dir(self) -> Path:
+        return self._writer.locks_dir
+
+    def _nudge(self) -> None:
+        if self.nudges:  # (a node in another process reads what we committed at once)
+            wakeup.nudge(self._writer.locks_dir)
+
+    def change_probe(self) -> Callable[[], int]:
+        """A cheap "has anyone committed since?" for a loop that polls: PRAGMA data_version on
+        a connection of its own (no lock shared with the store, no thread hop). The number it
+        returns changes after every commit by any other connection, this store's included."""
+        path = self.db.conn.execute("PRAGMA database_list").fetchone()[2]
+        probe = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        return lambda: int(probe.execute("PRAGMA data_version").fetchone()[0])
 
     @property
     def peer_id(self) -> int:
@@ -136,6 +156,7 @@ class DocumentStore(SyncReads):
                 raise
             self._maybe_compact(doc_id, entry)
         self._emit(StoreEvent(doc_id, "local", frozenset(touched) if touched is not None else None))
+        self._nudge()
         return result
 
     def _append(
@@ -267,6 +288,8 @@ class DocumentStore(SyncReads):
         for (doc_id, _), was_new in zip(items, changed):
             if was_new:
                 self._emit(StoreEvent(doc_id, origin, source=source))
+        if any(changed):
+            self._nudge()
         return changed, error
 
     def _import_one(

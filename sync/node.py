@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from app.errors import StoreError
 from sync import errors, household, pair_flow, peer_state
 from sync.dialer import Dialer, parse_address  # (parse_address: re-exported)
+from sync.heartbeat import Heartbeat
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.identity import Identity
 from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
@@ -107,7 +108,8 @@ class Node:
             stored = await self._run(self._stored_addresses)
             for address in sorted(set(self.options.peers) | set(stored)):
                 self.dial(address, stored.get(address, ""))
-            self._spawn(self._watch(), self._watch)
+            beat = Heartbeat(self)
+            self._spawn(beat.run(), beat.run)
             if ready is not None:
                 ready(self)
             await stop.wait()
@@ -178,36 +180,6 @@ class Node:
             conn.wakeup.set()
         if doc_id == HOUSEHOLD_DOC:
             self._spawn(self._refresh_trust())
-
-    async def _watch(self) -> None:
-        """The node's heartbeat; a failed round is reported and the next one runs as usual."""
-        ticks = 0
-        while True:
-            await asyncio.sleep(self.options.poll_interval)
-            ticks += 1
-            try:
-                await self._watch_round(ticks)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                errors.report("node upkeep", f"{type(exc).__name__}: {exc}", exc)
-
-    async def _watch_round(self, ticks: int) -> None:
-        for doc_id in await self._run(self.store.poll):
-            self._changed(doc_id)
-        if ticks % 5 == 0 and self.connections:  # presence and catch-up progress, twice a second
-            due = self._presence.due([peer_state.Presence(
-                d, c.last_heard, c.link.catch_up_total, c.link.catch_up_done)
-                for d, c in self.connections.items()])
-            if due:
-                await self._run(lambda: self._presence.write(self.store, due))
-        if ticks % 20 == 0:  # every ~2 s: addresses `covey pair` stored meanwhile
-            for address, device_id in (await self._run(self._stored_addresses)).items():
-                self.dial(address, device_id)
-        if self.discovery is not None and ticks % 5 == 0:
-            pairing_open = await self._run(lambda: peer_state.pairing_open(self.store))
-            if pairing_open != self.discovery.advert.pairing:
-                await self.discovery.update(pairing=pairing_open)
 
     # -- discovery --------------------------------------------------------------------------
 

@@ -116,8 +116,16 @@ def test_cancel_from_the_requester_stops_the_runner_within_a_second(devices) -> 
     started = time.monotonic()
     assert a.covey("cancel", conv).returncode == 0
     written = time.monotonic()  # the cancel is in a's store (the command's start-up excluded)
-    eventually(lambda: last_answer(b)["status"] == "cancelled", timeout=10, interval=0.01)
-    stopped = time.monotonic() - written
+    # Watched in this process (a `covey show` per look takes longer than the budget itself).
+    store = b.store()
+    try:
+        def status() -> str:
+            store.poll()
+            return [m for m in store.conversation(conv).messages if m.role == "assistant"][-1].status
+        eventually(lambda: status() == "cancelled", timeout=10, interval=0.01)
+        stopped = time.monotonic() - written
+    finally:
+        store.close()
     print(f"\ncancel command started → runner stopped: {time.monotonic() - started:.3f}s")
     length = len(last_answer(b)["text"])
     time.sleep(0.5)

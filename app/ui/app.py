@@ -105,6 +105,8 @@ class CoveyApp(App[None]):
         self.sidebar.refresh_list()
         self.chat.prompt.focus()
         self._unsubscribe = self.store.subscribe(self._on_store_event)
+        self._probe = self.store.change_probe()
+        self._polled = -1
         self.set_interval(0.25, self._poll)
         if self.node is not None:
             # After the first paint, off the UI thread: starting the node imports the network
@@ -128,7 +130,12 @@ class CoveyApp(App[None]):
             self.post_message(StoreChanged(event.doc_id))
 
     def _poll(self) -> None:
-        self.store.poll()  # other processes' writes → store events → StoreChanged
+        # Other processes' writes → store events → StoreChanged; read only when someone
+        # committed since the last look (an idle app does no store work).
+        version = self._probe()
+        if version != self._polled:
+            self._polled = version
+            self.store.poll()
 
     @on(StoreChanged)
     def _store_changed(self, message: StoreChanged) -> None:

@@ -6,6 +6,8 @@ second; neither talks to the sync layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +22,7 @@ from app.errors import CoveyError
 from app.household_status import DeviceStatus, HouseholdStatus, ago, read_status
 from app.ui.dialogs import Confirm
 from sync import household
+from sync.nodelock import NodeLock
 
 DOTS = {"online": "●", "syncing": "◐", "offline": "○", "this device": "◆", "revoked": "✕"}
 
@@ -50,6 +53,9 @@ class HouseholdBar(Static):
         self.ctx = ctx
         self.status: HouseholdStatus | None = None
         self._told = False  # the user was told the node failed
+        self._shown: str | None = None
+        self._probe: Callable[[], int] | None = None
+        self._read_at: tuple[int, bool] | None = None
 
     def on_mount(self) -> None:
         self.refresh_status()
@@ -59,11 +65,30 @@ class HouseholdBar(Static):
         if self.ctx is None:
             return
         try:
-            self.status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
+            self.status = self._read()
         except Exception as exc:  # noqa: BLE001 - a status line must never take the app down
-            self.update(f"household: unavailable ({exc})")
+            self._show(f"household: unavailable ({exc})")
             return
-        self.update(self.line(self.status))
+        self._show(self.line(self.status))
+
+    def _read(self) -> HouseholdStatus:
+        """The status, read again only when the store or the node changed (reading it evaluates
+        the household's signed log): an idle bar costs two tiny checks a second."""
+        assert self.ctx is not None
+        if self._probe is None:
+            self._probe = self.ctx.store.change_probe()
+        key = (self._probe(), NodeLock.held(self.ctx.paths.locks_dir))
+        if self.status is None or key != self._read_at:
+            self.status = read_status(self.ctx.store, self.ctx.paths.locks_dir)
+            self._read_at = key
+        return self.status
+
+    def _show(self, text: str) -> None:
+        # Updating a Static lays the whole screen out again: only when the line changed, or an
+        # idle app repaints every second for nothing.
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
 
     def line(self, status: HouseholdStatus) -> str:
         me = self.ctx.config.device_name if self.ctx else "this device"
@@ -138,7 +163,8 @@ class DevicesScreen(ModalScreen[None]):
                     "with sync_in_app) runs it.")
         elif len(self.rows) <= 1:
             note = "Only this device so far: press p to pair another."
-        self.query_one("#note", Label).update(note)
+        if str(self.query_one("#note", Label).render()) != note:
+            self.query_one("#note", Label).update(note)
 
     @on(DataTable.RowHighlighted)
     def _details(self, event: DataTable.RowHighlighted) -> None:

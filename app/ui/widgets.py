@@ -154,12 +154,31 @@ class PromptArea(TextArea):
         self._position = -1  # -1: the text being written, not a history entry
         self._draft = ""
 
+    #: The cursor blinks this long after the last key, then stays lit: an idle app repaints
+    #: nothing (a blinking cursor redraws the prompt twice a second, forever).
+    BLINK_FOR = 10.0
+
+    def on_mount(self) -> None:
+        self._rest = self.set_timer(self.BLINK_FOR, self._stop_blinking)
+
+    def _stop_blinking(self) -> None:
+        self.cursor_blink = False
+
+    def _woken(self) -> None:
+        if not self.cursor_blink:
+            self.cursor_blink = True
+        self._rest.reset()
+
+    def on_focus(self) -> None:
+        self._woken()
+
     def remember(self, prompt: str) -> None:
         if self._history is not None:
             self._history = [prompt] + [p for p in self._history if p != prompt]
         self._position = -1
 
     async def _on_key(self, event: events.Key) -> None:
+        self._woken()
         if event.key == "enter":
             event.prevent_default()
             event.stop()
