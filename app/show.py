@@ -35,7 +35,8 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     summary = store.summary(conv_id)
     conv = store.conversation(conv_id)
     if args.json:
-        payload = asdict(summary) | {"messages": [asdict(m) for m in conv.messages]}
+        payload = asdict(summary) | {"client": conv.client,
+                                     "messages": [asdict(m) for m in conv.messages]}
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return 0
     names = device_names(ctx)
@@ -47,6 +48,8 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
         return f"{name} ({device_id})" if args.verbose else name
 
     print(f"# {summary.title}  ({summary.id})")
+    if conv.client:
+        print(f"via the API, from {conv.client}")
     if conv.system_prompt:
         print(f"system: {conv.system_prompt}")
     if getattr(args, "all_branches", False):

@@ -25,6 +25,11 @@ class Heartbeat:
         self.node = node
         self._to_check: set[str] = {"addresses", "pairing"}  # store reads a commit may change
         self._due: dict[str, float] = {}  # when each periodic look last ran (loop time)
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look now (on the node's loop): a peer connected, or another process committed."""
+        self._woken.set()
 
     async def run(self) -> None:
         """The node's heartbeat; a failed round is reported and the next one runs as usual.
@@ -35,7 +40,7 @@ class Heartbeat:
         """
         node = self.node
         probe = node.store.change_probe()
-        woken = asyncio.Event()
+        woken = self._woken
         waker = wakeup.Waker(node.store.locks_dir)
         awake = waker.start(woken.set)
         node.store.nudges = False  # (this process's own commits reach the node as events)

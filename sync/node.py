@@ -64,6 +64,7 @@ class Node:
         self.paired: list[pair_flow.Paired] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._presence = peer_state.PresenceLog()
+        self.heartbeat = Heartbeat(self)
         self._strangers = pair_flow.Strangers()
         self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
@@ -108,8 +109,7 @@ class Node:
             stored = await self._run(self._stored_addresses)
             for address in sorted(set(self.options.peers) | set(stored)):
                 self.dial(address, stored.get(address, ""))
-            beat = Heartbeat(self)
-            self._spawn(beat.run(), beat.run)
+            self._spawn(self.heartbeat.run(), self.heartbeat.run)
             if ready is not None:
                 ready(self)
             await stop.wait()
@@ -343,6 +343,7 @@ class Node:
                 if loser is conn:
                     return
             self.connections[expected] = conn
+            self.heartbeat.wake()  # (its presence is written now, not at the next idle look)
             log.info("connected to %s (%s) at %s", event.hello.name or "?", expected, conn.address)
             host = conn.address.rpartition(":")[0].strip("[]")
             listening = f"{host}:{event.hello.listen}" if event.hello.listen else None

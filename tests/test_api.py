@@ -66,6 +66,7 @@ def test_models_and_a_whole_answer_through_the_openai_sdk(laptop: Device) -> Non
     conv = conversations(laptop)[-1]
     show = laptop.covey("show", conv["id"]).stdout
     assert "hello there" in show and "You said: hello there" in show
+    assert "via the API, from localhost" in show
     store = laptop.store()
     try:
         full = store.conversation(conv["id"])

@@ -150,7 +150,9 @@ def test_ctrl_c_at_any_moment_is_a_clean_exit(covey_home: Path) -> None:
             proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert b"Traceback" not in err and b"KeyboardInterrupt" not in err, err.decode()
-        assert proc.returncode in (0, 130)
+        # 0 (it had finished), 130 (interrupted), or ended by the signal itself: Python puts
+        # SIGINT's default action back as it finalizes, and a shell reports that as 130 too.
+        assert proc.returncode in (0, 130, -signal.SIGINT)
 
 
 def test_a_long_piped_prompt_says_what_was_cut_and_that_it_is_being_read(

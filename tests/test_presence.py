@@ -26,7 +26,17 @@ def seen_by(observer: Device, other: Device) -> dict:  # type: ignore[type-arg]
 
 
 def online(observer: Device, other: Device) -> bool:
-    return bool(seen_by(observer, other)["online"])
+    """What `covey devices` says of `other`, read in this process (the same read_status, without
+    a process start per look: the figures measure the node, not the looking)."""
+    from app.config import Paths
+    from app.household_status import read_status
+
+    store = observer.store()
+    try:
+        status = read_status(store, Paths.at(observer.home).locks_dir)
+    finally:
+        store.close()
+    return next(d for d in status.devices if d.device_id == other.device_id).online
 
 
 def agree(observer: Device, other: Device, expected: bool) -> None:

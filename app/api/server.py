@@ -26,6 +26,7 @@ from app.api import wire
 from app.api.front import Answer, FrontDoor
 from app.api.keys import KeyRing
 from app.api.wire import ApiError
+from app.errors import CoveyError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ class ApiServer:
                                    "not_found" if exc.status == 404 else None))
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except CoveyError as exc:  # (a full disk, a store that cannot be written…): said plainly
+            log.warning("API request %s %s refused: %s", request.method, request.path, exc)
+            return _error(ApiError(503, str(exc), "server_error", "unavailable"))
         except Exception:
             log.exception("API request %s %s failed", request.method, request.path)
             return _error(ApiError(500, "covey failed to answer this request (the node's log "
