@@ -1,8 +1,8 @@
 """What the household looks like from this device: who is paired, online, syncing, able to run
 models — read from the state the node keeps in the store (peer_status) and the household doc.
 
-The terminal app (its household bar, the devices and settings screens) reads it here, once a
-second, on its UI thread: one read of the household document and one query, whatever the size
+The terminal app (its household bar, the devices and settings screens) reads it here, at most
+once a second, on its UI thread: one read of the household document and one query, whatever the size
 of the household. The app never talks to the sync layer.
 """
 
@@ -105,11 +105,15 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     return HouseholdStatus(running, devices)
 
 
-def ago(stamp: float | None, now: float | None = None) -> str:
-    """"12 s ago", "5 min ago", "3 h ago", "2 d ago", or "never"."""
+def ago(stamp: float | None, now: float | None = None, coarse: bool = False) -> str:
+    """"12 s ago", "5 min ago", "3 h ago", "2 d ago", or "never". `coarse` (a line that is
+    always on screen) says "under a minute ago" rather than counting seconds: a text that
+    changes every second repaints the screen every second."""
     if stamp is None:
         return "never"
     seconds = max(0.0, (now or time.time()) - stamp)
+    if coarse and seconds < 60:
+        return "under a minute ago"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{int(seconds // size)} {unit} ago"

@@ -116,3 +116,21 @@ async def test_this_device_is_never_last_seen_never(tmp_path: Path) -> None:
         row = table.get_row_at(0)
         assert row[0] == "laptop" and row[2] == "now", row
     ctx.close()
+
+
+def test_the_bar_does_not_count_seconds() -> None:
+    """An offline device's "last seen" on the always-visible bar changes once a minute, not
+    every second (each change repaints the screen: an idle app would never rest)."""
+    import time
+
+    from app.household_status import DeviceStatus
+    from app.ui.household import describe
+
+    def pi(seen: float) -> DeviceStatus:
+        return DeviceStatus(device_id="P", name="pi", fingerprint="", this_device=False,
+                            revoked=False, online=False, syncing=False, address=None,
+                            last_seen=seen, last_sync=None, model="", tok_s=0.0, serves=False)
+
+    now = time.time()
+    assert describe(pi(now - 5)) == describe(pi(now - 40)) == "○ pi last seen under a minute ago"
+    assert describe(pi(now - 150)) == "○ pi last seen 2 min ago"

@@ -1,7 +1,8 @@
 """The household bar (who is paired, online, syncing, able to run models) and the devices screen.
 
-Both read `app.household_status` — the state this device's node keeps in the store — once a
-second; neither talks to the sync layer.
+Both read `app.household_status` — the state this device's node keeps in the store — the bar
+every 2 s when the store changed, the open devices screen every second; neither talks to the
+sync layer.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def describe(device: DeviceStatus) -> str:
         return f"{DOTS['syncing']} {device.name} {device.catch_up_done:,}/{device.catch_up_total:,}"
     parts = [f"{DOTS.get(state, '?')} {device.name}"]
     if state == "offline":
-        parts.append(f"last seen {ago(device.last_seen)}")
+        parts.append(f"last seen {ago(device.last_seen, coarse=True)}")
     elif state != "this device":
         parts.append(state)
     if device.can_run_models:
@@ -59,7 +60,7 @@ class HouseholdBar(Static):
 
     def on_mount(self) -> None:
         self.refresh_status()
-        self.set_interval(1.0, self.refresh_status)
+        self.set_interval(2.0, self.refresh_status)  # (cheap when nothing changed; see _read)
 
     def refresh_status(self) -> None:
         if self.ctx is None:
@@ -73,7 +74,7 @@ class HouseholdBar(Static):
 
     def _read(self) -> HouseholdStatus:
         """The status, read again only when the store or the node changed (reading it evaluates
-        the household's signed log): an idle bar costs two tiny checks a second."""
+        the household's signed log): an idle bar costs two tiny checks every 2 s."""
         assert self.ctx is not None
         if self._probe is None:
             self._probe = self.ctx.store.change_probe()
