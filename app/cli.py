@@ -295,6 +295,9 @@ def _float(text: str) -> float:
 
 
 def entry_point() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # (see app/__init__.py)
     code = main()
     _quiet_exit()
     sys.exit(code)

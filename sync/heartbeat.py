@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sync.node import Node
 
 IDLE_POLL = 1.0  # seconds between looks with no peer connected (commits wake it anyway)
+CONNECTED_POLL = 0.5  # … and with peers connected (their presence is written twice a second)
 FULL_LOOK = 5.0  # the store is read at least this often, changed or not
 
 
@@ -34,9 +35,10 @@ class Heartbeat:
     async def run(self) -> None:
         """The node's heartbeat; a failed round is reported and the next one runs as usual.
 
-        Woken at once when another process commits (sync/wakeup.py); otherwise it looks every
-        `poll_interval` while peers are connected, every IDLE_POLL seconds when none is (and
-        when nothing was committed since, a look costs one PRAGMA: an idle node does nothing).
+        Woken at once when another process commits (sync/wakeup.py) or a peer connects;
+        otherwise it looks every CONNECTED_POLL seconds while peers are connected, every
+        IDLE_POLL seconds when none is (and when nothing was committed since, a look costs one
+        PRAGMA: an idle node does nothing). Without wake-ups: every `poll_interval`.
         """
         node = self.node
         probe = node.store.change_probe()
@@ -48,10 +50,12 @@ class Heartbeat:
         seen, full_at = -1, 0.0
         try:
             while True:
-                idle = awake and not node.connections
+                # Woken by commits, it need not look often: presence (twice a second) sets the
+                # pace while peers are connected. Without wake-ups, the old 0.1 s poll.
+                pace = node.options.poll_interval if not awake else \
+                    CONNECTED_POLL if node.connections else IDLE_POLL
                 try:
-                    await asyncio.wait_for(woken.wait(), IDLE_POLL if idle
-                                           else node.options.poll_interval)
+                    await asyncio.wait_for(woken.wait(), pace)
                 except TimeoutError:
                     pass
                 woken.clear()
