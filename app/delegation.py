@@ -31,6 +31,7 @@ LEASE_SECONDS = 4.0  # an attempt that shows no sign of life for this long may b
 RENEW_EVERY = 1.0
 COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
 COMMIT_EVERY_PIECES = 2
+LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS = 8, 0.25  # (as app/assistant.py commits)
 
 
 class Superseded(Exception):
@@ -132,6 +133,12 @@ class AttemptRunner:
         cancel = threading.Event()
         pending: list[str] = []
         last_commit = last_renew = time.monotonic()
+        # A requester on another device watches the text grow in the store: commit often. One
+        # on this device (the API, a take-over) hears each piece directly: commit as a local
+        # answer does (each commit costs the generation a little).
+        here = job is not None and job.requested_by == self.store.device_id
+        every_pieces, every_seconds = (COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS) if not here \
+            else (LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS)
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)
@@ -140,7 +147,7 @@ class AttemptRunner:
                 if on_piece is not None:
                     on_piece(piece)
                 now = time.monotonic()
-                if len(pending) >= COMMIT_EVERY_PIECES or now - last_commit >= COMMIT_EVERY_SECONDS:
+                if len(pending) >= every_pieces or now - last_commit >= every_seconds:
                     renew = now - last_renew >= RENEW_EVERY
                     self._commit(ref, aid, "".join(pending), renew=renew)
                     pending, last_commit = [], now
