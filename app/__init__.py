@@ -1,7 +1,7 @@
 """covey: the device — configuration, CLI, the assistant pipeline."""
 
+import _signal  # (the built-in half of `signal`: importing it cannot itself be interrupted)
 import os as _os
-import signal as _signal
 import sys as _sys
 
 

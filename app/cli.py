@@ -297,7 +297,12 @@ def _float(text: str) -> float:
 def entry_point() -> None:
     import signal
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # (see app/__init__.py)
-    code = main()
-    _quiet_exit()
+    try:  # (each step inside: a Ctrl+C between any two of them is an interrupt, said plainly)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (see app/__init__.py)
+        code = main()
+        _quiet_exit()
+    except KeyboardInterrupt:
+        _quiet_exit()
+        print("\ncovey: interrupted", file=sys.stderr)
+        code = 130
     sys.exit(code)
