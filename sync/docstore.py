@@ -105,12 +105,8 @@ class DocumentStore(SyncReads):
             wakeup.nudge(self._writer.locks_dir)
 
     def change_probe(self) -> Callable[[], int]:
-        """A cheap "has anyone committed since?" for a loop that polls: PRAGMA data_version on
-        a connection of its own (no lock shared with the store, no thread hop). The number it
-        returns changes after every commit by any other connection, this store's included."""
-        path = self.db.conn.execute("PRAGMA database_list").fetchone()[2]
-        probe = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        return lambda: int(probe.execute("PRAGMA data_version").fetchone()[0])
+        """See wakeup.change_probe: "has anyone committed since?", cheaply."""
+        return wakeup.change_probe(self.db.conn.execute("PRAGMA database_list").fetchone()[2])
 
     @property
     def peer_id(self) -> int:

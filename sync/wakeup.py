@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,3 +90,11 @@ class Waker:
                 os.unlink(self._address)
             except FileNotFoundError:
                 pass
+
+
+def change_probe(db_path: str) -> Callable[[], int]:
+    """A cheap "has anyone committed since?" for a loop that polls: PRAGMA data_version on a
+    connection of its own (no lock shared with the store, no thread hop). The number it
+    returns changes after every commit by any other connection, the caller's store included."""
+    probe = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+    return lambda: int(probe.execute("PRAGMA data_version").fetchone()[0])

@@ -64,3 +64,20 @@ class Lan:
     def close(self) -> None:
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def lan_for_a_test(prefix: str):  # type: ignore[no-untyped-def]
+    """A Lan for one test (skipped, saying why, where namespaces cannot be made); use as
+    `yield from lan_for_a_test("ab")` in a fixture."""
+    import os as _os
+
+    import pytest
+
+    reason = can_netns()
+    if reason is not None:
+        pytest.skip(f"network namespaces: {reason}")
+    network = Lan(f"{prefix}{_os.getpid() % 100000}")
+    try:
+        yield network
+    finally:
+        network.close()

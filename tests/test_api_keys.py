@@ -4,7 +4,6 @@ missing or revoked key gets 401 and nothing runs. Keys are stored hashed and nev
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.devices import Device, eventually
-from tests.netns import Lan, can_netns
-
-REASON = can_netns()
+from tests.netns import Lan, lan_for_a_test
 
 
 @pytest.fixture
 def lan() -> Iterator[Lan]:
-    if REASON is not None:
-        pytest.skip(f"network namespaces: {REASON}")
-    network = Lan(f"ak{os.getpid() % 100000}")
-    try:
-        yield network
-    finally:
-        network.close()
+    yield from lan_for_a_test("ak")
 
 
 def curl(inside: list[str], url: str, key: str | None = None,

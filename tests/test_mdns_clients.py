@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.devices import Device, eventually
-from tests.netns import Lan, can_netns
+from tests.netns import Lan, lan_for_a_test
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -72,14 +72,7 @@ def test_dig_gets_a_legacy_unicast_answer_on_loopback(tmp_path: Path) -> None:
 
 @pytest.fixture
 def lan() -> Iterator[Lan]:
-    reason = can_netns()
-    if reason is not None:
-        pytest.skip(f"network namespaces: {reason}")
-    network = Lan(f"mc{os.getpid() % 100000}")
-    try:
-        yield network
-    finally:
-        network.close()
+    yield from lan_for_a_test("mc")
 
 
 def test_avahi_browse_and_dig_in_another_namespace_see_covey(lan: Lan, tmp_path: Path) -> None:
