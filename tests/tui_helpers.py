@@ -1,5 +1,7 @@
 """Building the terminal app for pilot tests: a Context on a temporary home with a fake model,
-mDNS off, and a fixed device id and name (so screens are the same on every machine)."""
+mDNS off, and a fixed device id and name (so screens are the same on every machine). A hosted
+node answers nobody unless a test asks for it (`serve_peers`, `api`): its speed measurement
+would take the fake model's scripted answers."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from sync.store import Store
 def make_context(home: Path, model: str = "fake", device_id: str = "DEVICE-A",
                  listen: str = "127.0.0.1:0", **settings: Any) -> Context:
     home.mkdir(parents=True, exist_ok=True)
+    settings.setdefault("serve_peers", False)
+    settings.setdefault("api", False)
     paths = Paths.at(home)
     config = Config(device_name=settings.pop("device_name", "laptop"), auto_title=False,
                     mdns=False, listen=listen, model=model, **settings)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 from app.api.keys import KeyRing
 from app.context import Context
@@ -40,8 +41,14 @@ def api_key(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None):  # type: ignore[no-untyped-def]
-    """The API server beside this node, or None if it could not listen (said loudly)."""
+def _to_stderr(text: str) -> None:
+    print(f"covey: {text}", file=sys.stderr, flush=True)
+
+
+async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None,  # type: ignore[no-untyped-def]
+                    say: Callable[[str], None] = _to_stderr):
+    """The API server beside this node, or None if it could not listen (said loudly, to `say`:
+    stderr for `covey serve`, a notice in the terminal app)."""
     from app.api.front import FrontDoor
     from app.api.server import ApiServer
 
@@ -49,12 +56,12 @@ async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None):
     try:
         await server.start()
     except OSError as exc:
-        print(f"covey: the API cannot listen on {server.listen} ({exc.strerror or exc}); the "
-              "node runs without it (set api_listen, or api = false)", file=sys.stderr,
-              flush=True)
+        say(f"the API cannot listen on {server.listen} ({exc.strerror or exc}); the node runs "
+            "without it (set api_listen, or api = false)")
         await server.stop()
         return None
     host, port = server.bound or ("?", "?")
-    print(f"covey API on http://{host}:{port}/v1 (OpenAI-compatible)", file=sys.stderr,
-          flush=True)
+    if say is _to_stderr:  # (the terminal app's node says nothing when all is well)
+        print(f"covey API on http://{host}:{port}/v1 (OpenAI-compatible)", file=sys.stderr,
+              flush=True)
     return server

@@ -132,16 +132,19 @@ class FrontDoor:
         follower, ref = answer.follower, answer.ref
         answer.attach(on_piece)
         try:
-            finished_seen = 0
+            finished_seen = ticks = 0
             while not follower.ended.wait(0.05):
                 if cancel.is_set() and not answer.status == "cancelling":
                     cancel_job(self.store, ref)  # the runner stops at its next commit
                     answer.status = "cancelling"
+                ticks += 1
+                if ticks % 10:
+                    continue  # (reading the job costs the generation; twice a second will do)
                 # (a job cancelled elsewhere before it started never runs: see it end)
                 status, _ = current_job(self.store, ref)
                 finished_seen = finished_seen + 1 if status in ("done", "failed",
                                                                 "cancelled") else 0
-                if finished_seen > 10:
+                if finished_seen > 1:
                     follower.status = status
                     break
         finally:

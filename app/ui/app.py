@@ -115,8 +115,12 @@ class CoveyApp(App[None]):
                                                         group="node"))
 
     def _start_node(self) -> None:
-        if self.node is not None:
-            self.node.start(wait=0)
+        if self.node is None:
+            return
+        self.node.start(wait=5.0)
+        for text in [self.node.error, *self.node.notices]:
+            if text and self.is_running:
+                self.call_from_thread(self.notify, text, severity="warning", timeout=10)
     def on_unmount(self) -> None:
         self.chat.cancel.set()  # a running answer stops and is kept (status "cancelled")
         if self._unsubscribe is not None:
