@@ -23,8 +23,10 @@ SINCE_HELP = ("only changes that reached this device since WHEN (2026-12-02 10:3
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default=argparse.SUPPRESS, metavar="PATH",
-                        help="GGUF model file to run (default: the bundled SmolLM2-135M)")
+    common.add_argument("--model", default=argparse.SUPPRESS, metavar="NAME|PATH",
+                        help="the model: a name from `covey models` (or a unique prefix; one "
+                        "only another device has runs there) or a GGUF file (default: the "
+                        "bundled SmolLM2-135M)")
     common.add_argument("--log-level", default=argparse.SUPPRESS,
                         choices=["debug", "info", "warning", "error"],
                         help="how much to log on stderr (default: warning)")
@@ -163,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     peers_p = sub.add_parser("peers", parents=[common],
                              help="devices seen on the LAN and paired: online, last sync, models")
     peers_p.add_argument("--json", action="store_true", help="print JSON")
+    models_p = sub.add_parser(
+        "models", parents=[common], help="every model on every device of the household",
+        description="Models found on this device (bundled, Ollama, LM Studio, the Hugging Face "
+        "cache, GPT4All, model_dirs) and those the other devices of the household publish.")
+    models_p.add_argument("--json", action="store_true", help="print JSON")
+    models_p.add_argument("--all", action="store_true",
+                          help="also the files that cannot chat, and why")
+    models_p.add_argument("--rescan", action="store_true",
+                          help="read every file's metadata again (not from the cache)")
     status_p = sub.add_parser("status", parents=[common], help="the local node at a glance")
     status_p.add_argument("--json", action="store_true", help="print JSON")
 

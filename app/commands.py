@@ -305,6 +305,12 @@ def _household(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _models(ctx: Context, args: argparse.Namespace) -> int:
+    from app.models_command import models
+
+    return models(ctx, args)
+
+
 def _api_key(ctx: Context, args: argparse.Namespace) -> int:
     from app.api.commands import api_key
 
@@ -318,5 +324,5 @@ HANDLERS = {
     "ask": ask, "history": history, "show": show, "search": search, "export": export,
     "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
     "ui": ui, "trash": _recovery("trash"), "restore": _recovery("restore"),
-    "api-key": _api_key,
+    "api-key": _api_key, "models": _models,
 }

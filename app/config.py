@@ -72,7 +72,9 @@ class Paths:
 class Config:
     """Settings from config.toml; every field has a sensible default."""
 
-    model: str | None = None  # GGUF path; empty = the bundled SmolLM2
+    model: str | None = None  # a model's name (`covey models`) or a GGUF path; empty = bundled
+    model_dirs: list[str] = field(default_factory=list)  # more folders to look for GGUF files in
+    model_memory: int = 0  # MB the node may keep loaded (warm) models in; 0 = half the RAM
     context_length: int = 4096
     threads: int | None = None
     max_tokens: int = 512
@@ -122,6 +124,8 @@ class Config:
     def validate(self, source: str = "config") -> None:
         if self.context_length < 256:
             raise ConfigError(f"{source}: context_length must be at least 256")
+        if self.model_memory < 0:
+            raise ConfigError(f"{source}: model_memory is in MB, 0 (half the RAM) or more")
         if self.max_tokens < 1:
             raise ConfigError(f"{source}: max_tokens must be at least 1")
         if not 0.0 <= self.temperature <= 5.0:

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from app.assistant import Assistant
 from app.config import Config, Paths
+from app.model_choice import Choice, choose
 from models.base import ChatModel
 from models.registry import get_model
 from sync.identity import Identity, load_or_create
@@ -35,8 +36,23 @@ class Context:
         return store
 
     @cached_property
+    def model_choice(self) -> Choice:
+        """What the configured model (`--model`, `model =`) means: a file here, or a name only
+        another device of the household has."""
+        return choose(self, self.config.model)
+
+    @cached_property
     def model(self) -> ChatModel:
-        return get_model(self.config.model, self.config.context_length, self.config.threads)
+        """This device's model: the chosen one — or, when only another device has that, the
+        configured default (which still sizes prompts here)."""
+        choice = self.model_choice
+        if choice.device_id is not None:
+            default = Config.load(self.paths.config_file).model
+            fallback = choose(self, default) if default != self.config.model else Choice(None)
+            spec, name = (fallback.spec, fallback.name) if fallback.device_id is None else (None, None)
+        else:
+            spec, name = choice.spec, choice.name
+        return get_model(spec, self.config.context_length, self.config.threads, name=name)
 
     @cached_property
     def assistant(self) -> Assistant:

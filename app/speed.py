@@ -21,13 +21,10 @@ PROMPT: list[ChatMessage] = [{"role": "user", "content": "Count from one to twen
 
 
 def _key(ctx: Context) -> str:
-    path = ctx.config.model or ""
-    if path.startswith("fake"):
-        return f"speed:{path}"
-    if not path:
-        from models.registry import bundled_model_path
-
-        path = str(bundled_model_path())
+    spec = ctx.config.model or ""
+    if spec.startswith("fake"):
+        return f"speed:{spec}"
+    path = ctx.model.info.path  # (the file a name or the default means)
     try:
         stat = os.stat(path)
         return f"speed:{path}:{stat.st_size}:{int(stat.st_mtime)}:{ctx.config.threads}"

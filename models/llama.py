@@ -36,9 +36,11 @@ class LlamaCppModel:
     `stream` hands the pieces over through a queue.
     """
 
-    def __init__(self, path: Path, context_length: int = 4096, threads: int | None = None) -> None:
+    def __init__(self, path: Path, context_length: int = 4096, threads: int | None = None,
+                 name: str | None = None) -> None:
         check_gguf(path)
         self._path = path
+        self._name = name or path.stem
         self._n_ctx = context_length
         # llama-cpp-python's default is half the cores; decoding a small model on 2 cores was
         # measured 40% faster with both (66 → 92 tok/s), so use them all unless told otherwise.
@@ -54,7 +56,17 @@ class LlamaCppModel:
     @property
     def info(self) -> ModelInfo:
         ctx = self._llm.n_ctx() if self._llm is not None else self._n_ctx
-        return ModelInfo(name=self._path.stem, path=str(self._path), context_length=ctx)
+        return ModelInfo(name=self._name, path=str(self._path), context_length=ctx)
+
+    def close(self) -> None:
+        """Free the model's memory (it was evicted to make room for another)."""
+        def free() -> None:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
+        self.on_model_thread(free)
+        self._thread.shutdown(wait=False)
 
     @property
     def llama(self) -> Llama:

@@ -41,21 +41,31 @@ def describe(spec: str | None) -> str:
     return spec
 
 
-def get_model(spec: str | None, context_length: int = 4096, threads: int | None = None) -> ChatModel:
-    """The process's model for `spec` (made once): None = bundled, "fake[:k=v,...]" = FakeModel, else a path."""
+def get_model(spec: str | None, context_length: int = 4096, threads: int | None = None,
+              name: str | None = None) -> ChatModel:
+    """The process's model for `spec` (made once): None = bundled, "fake[:k=v,...]" = FakeModel,
+    else a path; `name` is what it is called (an Ollama blob's file name says nothing)."""
     key = (spec or "", context_length)
     if key not in _instances:
-        _instances[key] = build_model(spec, context_length, threads)
+        _instances[key] = build_model(spec, context_length, threads, name)
     return _instances[key]
 
 
-def build_model(spec: str | None, context_length: int, threads: int | None) -> ChatModel:
+def forget(model: ChatModel) -> None:
+    """Drop a model from the process's cache (it was unloaded to make room)."""
+    for key, instance in list(_instances.items()):
+        if instance is model:
+            del _instances[key]
+
+
+def build_model(spec: str | None, context_length: int, threads: int | None,
+                name: str | None = None) -> ChatModel:
     if spec and (spec == "fake" or spec.startswith("fake:")):
         return _fake(spec, context_length)
     from models.llama import LlamaCppModel
 
     path = Path(spec).expanduser() if spec else bundled_model_path()
-    return LlamaCppModel(path, context_length=context_length, threads=threads)
+    return LlamaCppModel(path, context_length=context_length, threads=threads, name=name)
 
 
 def _fake(spec: str, context_length: int) -> FakeModel:
