@@ -21,6 +21,7 @@ from loro import LoroDoc
 
 from app import pipeline
 from app.assistant import Assistant, Turn
+from app.errors import CoveyError
 from models.base import ChatModel, GenerationParams
 from sync import jobs
 from sync.store import Store
@@ -46,7 +47,7 @@ class JobRef:
 
 def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
                 assignee: str, params: GenerationParams | None = None,
-                parent_id: str | None = None) -> tuple[Turn, str]:
+                parent_id: str | None = None, model: str | None = None) -> tuple[Turn, str]:
     """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued).
 
     The requester's generation settings travel with the job, so the runner answers exactly as
@@ -54,14 +55,16 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
     """
     turn = assistant.start(prompt, conv_id, system, parent_id)
     title = assistant.config.auto_title and assistant.store.untitled(turn.conversation_id)
-    return turn, attach_job(assistant.store, turn, assignee, params, title)
+    return turn, attach_job(assistant.store, turn, assignee, params, title, model)
 
 
 def attach_job(store: Store, turn: Turn, assignee: str,
-               params: GenerationParams | None = None, title: bool = False) -> str:
+               params: GenerationParams | None = None, title: bool = False,
+               model: str | None = None) -> str:
     """Make `turn`'s (empty) answer a job assigned to `assignee`; return its first attempt id.
 
     With `title`, the device that answers also titles the (new) conversation: it has the model.
+    `model` names the model to answer with (the runner's own when None).
     """
     me = store.device_id
     holder: list[str] = []
@@ -74,6 +77,8 @@ def attach_job(store: Store, turn: Turn, assignee: str,
                         "stop": list(params.stop) or None}
         if title:
             settings = (settings or {}) | {"title": True}
+        if model:
+            settings = (settings or {}) | {"model": model}
         jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
         holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee))
 
@@ -116,19 +121,31 @@ def cancel_job(store: Store, ref: JobRef) -> None:
 class AttemptRunner:
     """Generates attempts assigned to this device with its one model."""
 
-    def __init__(self, store: Store, model: ChatModel, params: GenerationParams) -> None:
+    def __init__(self, store: Store, model: ChatModel, params: GenerationParams,
+                 pick: Callable[[str | None], ChatModel] | None = None) -> None:
         self.store = store
-        self.model = model
+        self.own = self.model = model
         self.params = params
+        self.pick = pick  # a model by name (the node's warm models); None: only its own
 
     def run(self, ref: JobRef, aid: str, on_piece: Callable[[str], None] | None = None) -> str:
         """Run attempt `aid`; returns how it ended (done/cancelled/failed/superseded/skipped)."""
+        _, job = current_job(self.store, ref)
+        wanted = job.params.get("model") if job is not None else None
+        try:  # (one attempt at a time: the model this one asks for is the runner's for now)
+            self.model = self.own if self.pick is None or not isinstance(wanted, str) \
+                else self.pick(wanted)
+        except CoveyError as exc:
+            log.warning("attempt %s cannot run: %s", aid, exc)
+            self.model = self.own
+            if self._claim(ref, aid):
+                self._commit(ref, aid, f"[covey: {exc}]", renew=False, status="failed")
+            return "failed"
         if not self._claim(ref, aid):
             return "skipped"
         conv = self.store.conversation(ref.conversation_id)
         answer = conv.message(ref.answer_id)
         prompt_id = answer.parent_id if answer else None
-        _, job = current_job(self.store, ref)
         params = self._params(job.params if job else {})
         cancel = threading.Event()
         pending: list[str] = []

@@ -58,9 +58,12 @@ class JobWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def attach_model(self, model: ChatModel | None) -> None:
-        """The model finished loading (None: it could not; refuse jobs from now on)."""
-        self.runner = AttemptRunner(self.store, model, self.params) if model is not None else None
+    def attach_model(self, model: ChatModel | None,
+                     pick: Callable[[str | None], ChatModel] | None = None) -> None:
+        """The model finished loading (None: it could not; refuse jobs from now on); `pick`
+        finds another model of this device by name, for jobs that ask for one."""
+        self.runner = AttemptRunner(self.store, model, self.params, pick) \
+            if model is not None else None
         self.loading = False
         self._wake.set()
 

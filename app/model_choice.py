@@ -63,12 +63,18 @@ def local_models(ctx: Context, rescan: bool = False,
         bundled: Path | None = bundled_model_path()
     except ModelError:
         bundled = None
-    cache = MetadataCache(ctx.paths.data_dir / "model_scan.json")
+    # (A file's metadata is the file's, whichever covey home looks: one cache per user.)
+    import platformdirs
+
+    cache = MetadataCache(Path(platformdirs.user_cache_dir("covey")) / "model_metadata.json")
     return scan(cache, bundled, ctx.config.model_dirs, rescan=rescan, progress=progress)
 
 
 def looks_like_path(spec: str) -> bool:
-    return os.sep in spec or spec.lower().endswith(".gguf") or spec.startswith(("~", "."))
+    """A file, not a name: it exists, ends in .gguf or starts like a path (names have slashes
+    too: `publisher/repo`, `me/model:tag`)."""
+    return (spec.lower().endswith(".gguf") or spec.startswith(("~", ".", os.sep))
+            or Path(spec).is_file())
 
 
 def choose(ctx: Context, spec: str | None, models: list[LocalModel] | None = None) -> Choice:

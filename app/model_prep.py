@@ -14,11 +14,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from app.context import Context
 from app.errors import CoveyError
 from app.job_worker import JobWorker
 from sync import household
+
+if TYPE_CHECKING:
+    from app.warm_models import WarmModels
 
 log = logging.getLogger(__name__)
 REMEASURE_AFTER = 3600.0  # a measurement older than this is taken again …
@@ -34,6 +38,7 @@ class ModelPrep:
         self.advertise = advertise
         self.ready = threading.Event()
         self.error: str | None = None
+        self.warm: WarmModels | None = None  # the models kept loaded, once the own one is
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="covey-model-prep", daemon=True)
 
@@ -62,10 +67,14 @@ class ModelPrep:
             self.worker.attach_model(None)
             self._publish("", 0.0)
             return
-        self.worker.attach_model(self.ctx.model)
+        from app.warm_models import WarmModels
+
+        self.warm = WarmModels(self.ctx, self.ctx.model)
+        self.worker.attach_model(self.ctx.model, self.warm.get)
         self._publish(name, tok_s)
         self.ready.set()
         log.info("model %s ready: %.1f tokens/s", name, tok_s)
+        self._publish_catalog()
         while not self._stop.wait(LOOK_EVERY):
             stamp = measured_at(self.ctx) or 0.0
             if (time.time() - stamp > REMEASURE_AFTER
@@ -75,6 +84,18 @@ class ModelPrep:
                     self._publish(name, tok_s)
                 except Exception as exc:  # keep the old figure; try again later
                     log.warning("re-measuring the model's speed failed: %s", exc)
+
+    def _publish_catalog(self) -> None:
+        """Every model this device has, for `covey models` and `--model NAME` on the others."""
+        from app import model_choice
+
+        try:
+            found = model_choice.local_models(self.ctx)
+            model_choice.publish(self.ctx, found, model_choice.known_speeds(self.ctx))
+            log.info("models on this device: %d usable, %d not",
+                     sum(m.usable for m in found), sum(not m.usable for m in found))
+        except Exception:  # the list is a courtesy: the node runs on without it
+            log.exception("listing this device's models failed")
 
     def _publish(self, model: str, tok_s: float) -> None:
         from app.speed import measured_at

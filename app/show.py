@@ -35,7 +35,7 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     summary = store.summary(conv_id)
     conv = store.conversation(conv_id)
     if args.json:
-        payload = asdict(summary) | {"client": conv.client,
+        payload = asdict(summary) | {"client": conv.client, "model": conv.model,
                                      "messages": [asdict(m) for m in conv.messages]}
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return 0
@@ -50,6 +50,8 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     print(f"# {summary.title}  ({summary.id})")
     if conv.client:
         print(f"via the API, from {conv.client}")
+    if conv.model:
+        print(f"model: {conv.model}")
     if conv.system_prompt:
         print(f"system: {conv.system_prompt}")
     if getattr(args, "all_branches", False):

@@ -141,10 +141,12 @@ def _read(path: Path) -> dict[str, object]:
 
 
 def matching(models: list[LocalModel], name: str) -> list[LocalModel]:
-    """The usable models `name` means: an exact name (case-insensitive), else a unique
-    prefix — several when it is ambiguous, none when nothing matches."""
+    """The usable models `name` means: its exact name, else the same name in other letter
+    case, else a prefix — several when it is ambiguous, none when nothing matches."""
     usable = [m for m in models if m.usable]
-    exact = [m for m in usable if m.name.lower() == name.lower()]
-    if exact:
-        return exact
-    return [m for m in usable if m.name.lower().startswith(name.lower())]
+    for means in (lambda m: m.name == name, lambda m: m.name.lower() == name.lower(),
+                  lambda m: m.name.lower().startswith(name.lower())):
+        found = [m for m in usable if means(m)]
+        if found:
+            return found
+    return []

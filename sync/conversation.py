@@ -3,7 +3,8 @@
 One Loro document per conversation:
   meta      map: id (= the document id), title, title_source ("auto"|"user"), created_at, created_by, system_prompt,
             archived, deleted (a tombstone: the document stays so the deletion syncs),
-            client (the program that made it through the API: its key's name, or "localhost")
+            client (the program that made it through the API: its key's name, or "localhost"),
+            model (the model it is answered by, by name: `covey ask --model`, `/model` in the app)
   messages  list of maps: id, role, text (LoroText, so an answer can be streamed into it),
             created_at, device, model, status, parent_id
 
@@ -49,6 +50,7 @@ class Conversation:
     deleted: bool = False
     messages: list[Message] = field(default_factory=list)
     client: str | None = None  # made through the HTTP API by this client
+    model: str | None = None  # the model it is answered by (a name from `covey models`)
 
     @property
     def updated_at(self) -> str:
@@ -182,6 +184,7 @@ def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
         deleted=meta.get("deleted") is True,
         messages=messages,
         client=_str(meta.get("client")),
+        model=_str(meta.get("model")),
     )
 
 

@@ -227,6 +227,10 @@ class Store(DocumentStore):
         """Which program made the conversation (an API key's name, say); shown by `show`."""
         self._set_meta(conv_id, client=client)
 
+    def set_model(self, conv_id: str, model: str) -> None:
+        """The model a conversation is answered by, by name (every device sees it)."""
+        self._set_meta(conv_id, model=model)
+
     def latest_conversation_id(self) -> str | None:
         rows = self.list_conversations(limit=1, include_archived=True)
         return rows[0].id if rows else None
