@@ -167,3 +167,56 @@ def test_warm_models_stay_under_the_budget_least_recently_used_out(tmp_path: Pat
             small.get("one")
     finally:
         ctx.close()
+
+
+@pytest.mark.real_model
+def test_a_model_only_another_device_has_is_answered_there(make_device, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    shelf = tmp_path / "laptop-models"
+    shelf.mkdir()
+    (shelf / "big-one.gguf").hardlink_to(bundled_model_path())
+    laptop = make_device("laptop", "", f'model_dirs = ["{shelf}"]\n')
+    pi = make_device("pi", "fake:name=pi-model")
+    from tests.devices import eventually, pair
+
+    pair(laptop, pi)
+    laptop.serve()
+    laptop.settled(timeout=120)
+    pi.serve(laptop)
+    pi.settled()
+
+    def listed(device) -> dict[str, set[str]]:  # type: ignore[no-untyped-def]
+        out = device.covey("models", "--json")
+        assert out.returncode == 0, out.stderr
+        by_device: dict[str, set[str]] = {}
+        for m in json.loads(out.stdout):
+            by_device.setdefault(m["device_name"], set()).add(m["name"])
+        return by_device
+
+    # Each device shows both devices' models (the laptop's reached the pi by sync).
+    eventually(lambda: "big-one" in listed(pi).get("laptop", set()), timeout=60)
+    assert "SmolLM2-135M-Instruct.Q4_1" in listed(pi)["laptop"]
+    eventually(lambda: "laptop" in listed(laptop) and "pi" in listed(laptop), timeout=30)
+    asked = pi.covey("ask", "--model", "big-one", "--max-tokens", "12", "--temperature", "0",
+                     "Name a colour of the sea.")
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip()
+    conv = pi.history()[0]
+    store = pi.store()
+    try:
+        doc = store.conversation(conv["id"])
+        answer = doc.messages[-1]
+        assert answer.model == "big-one" and answer.device == laptop.device_id
+        assert doc.model == "big-one"  # the conversation keeps its model …
+    finally:
+        store.close()
+    again = pi.covey("ask", "--continue", "--max-tokens", "8", "And of the sky?")
+    assert again.returncode == 0, again.stderr
+    store = pi.store()
+    try:  # … so a continued one is answered by it again, on the laptop
+        answer = store.conversation(conv["id"]).messages[-1]
+        assert answer.model == "big-one" and answer.device == laptop.device_id
+    finally:
+        store.close()
+    laptop.stop()
+    refused = pi.covey("ask", "--model", "big-one", "hi")
+    assert refused.returncode != 0 and "not online now" in refused.stderr
