@@ -142,15 +142,13 @@ def household_models(ctx: Context, include_mine: bool = True,
     value = household.snapshot(store)
     devices = value.get("devices", {}) if isinstance(value.get("devices"), dict) else {}
     out: list[Listed] = []
+    if include_mine:  # (this device's own, household or not)
+        speeds = known_speeds(ctx)
+        out += [Listed(store.device_id, ctx.config.device_name, m.name, m.params, m.quant,
+                       m.size, m.context_length, speeds.get(m.path), m.source, m.unusable)
+                for m in (mine if mine is not None else local_models(ctx))]
     for d in household.devices(store):
-        if d.revoked:
-            continue
-        if d.device_id == store.device_id:
-            if include_mine:
-                speeds = known_speeds(ctx)
-                out += [Listed(d.device_id, d.name, m.name, m.params, m.quant, m.size,
-                               m.context_length, speeds.get(m.path), m.source, m.unusable)
-                        for m in (mine if mine is not None else local_models(ctx))]
+        if d.revoked or d.device_id == store.device_id:
             continue
         raw = devices.get(d.device_id, {})
         out += _published(d.device_id, d.name, raw.get("models") if isinstance(raw, dict)

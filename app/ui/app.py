@@ -32,8 +32,8 @@ from app.ui.sidebar import ConversationList, Sidebar
 from app.ui.widgets import PromptArea
 from sync.store import StoreEvent
 
-HELP = ("/new · /title TEXT · /system TEXT · /delete · /archive · /undo · /pair · /devices · "
-        "/settings · /help · //text sends text starting with a slash")
+HELP = ("/new · /title TEXT · /system TEXT · /model [NAME] · /delete · /archive · /undo · /pair · "
+        "/devices · /settings · /help · //text sends text starting with a slash")
 
 
 LIST_EVERY = 0.5
@@ -221,10 +221,42 @@ class CoveyApp(App[None]):
                         else "System prompt cleared for this conversation.")
         elif cmd.name in ("delete", "archive"):
             getattr(self, f"action_{cmd.name}")(conv)
+        elif cmd.name == "model":
+            self.run_worker(lambda: self._choose_model(cmd.argument), thread=True, group="model")
         else:
             unknown = "" if cmd.name == "help" else f"There is no /{cmd.name}. "
             self.notify(unknown + HELP, timeout=10, severity="information" if not unknown
                         else "warning")
+
+    def _choose_model(self, name: str | None) -> None:
+        """/model NAME sets the conversation's model; /model alone opens the picker (off the UI
+        thread: a first scan reads the files' metadata)."""
+        from app import model_choice
+        from app.ui.models import ModelPicker, picker_rows
+
+        try:
+            if not name:
+                rows = picker_rows(self.ctx)
+                current = self.chat.model_name() or self.ctx.model.info.name
+                self.call_from_thread(self.push_screen, ModelPicker(rows, current),
+                                      self._model_chosen)
+                return
+            choice = model_choice.choose(self.ctx, name)
+        except CoveyError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.call_from_thread(self._model_chosen, choice.name or name)
+
+    def _model_chosen(self, name: str | None) -> None:
+        if not name:
+            return
+        if self.conversation_id is None:
+            self.chat.next_model = name
+            self.notify(f"The new conversation will be answered by {name}.")
+            return
+        self.store.set_model(self.conversation_id, name)
+        self.chat.show(keep_place=True)
+        self.notify(f"This conversation is answered by {name} from now on.")
 
     # -- conversation actions ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as UIMessage
 from textual.widgets import Static
 
-from app.assistant import Turn
+from app.assistant import Assistant, Turn
 from app.context import Context
 from app.errors import CoveyError
 from app.ui.widgets import MessageView, PromptArea
@@ -63,6 +63,7 @@ class ChatPane(Vertical):
         self._pending: dict[str, list[str]] = {}
         self._flush_scheduled = False
         self._names: dict[str, str] = {}
+        self.next_model: str | None = None  # chosen (/model) before the conversation exists
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="messages")
@@ -128,13 +129,17 @@ class ChatPane(Vertical):
                 view.show(message, branch)
             else:
                 box.mount(MessageView(message, branch, self._names))
-        self._system_line(box, conv.system_prompt)
+        self._system_line(box, conv.system_prompt, conv.model)
         if not keep_place:
             box.scroll_end(animate=False)
 
-    def _system_line(self, box: VerticalScroll, system_prompt: str | None) -> None:
-        """This conversation's own system prompt, shown above the thread (/system sets it)."""
-        text = f"system prompt: {system_prompt}" if system_prompt else ""
+    def _system_line(self, box: VerticalScroll, system_prompt: str | None,
+                     model: str | None = None) -> None:
+        """This conversation's own model and system prompt, shown above the thread (/model and
+        /system set them)."""
+        parts = [f"model: {model}"] if model else []
+        parts += [f"system prompt: {system_prompt}"] if system_prompt else []
+        text = " · ".join(parts)
         lines = list(box.query(".system-prompt"))
         if not text:
             for line in lines:
@@ -258,40 +263,48 @@ class ChatPane(Vertical):
         ctx = self.ctx
         self.cancel.clear()
         try:
-            assistant = ctx.assistant  # (loading the model can fail: a notification, then)
+            from app.ui.models import answering
+
+            # (loading the model can fail: a notification, then)
+            assistant, choice = answering(ctx, self.model_name())
             params = assistant.params()
             from app.routing import where_to_run
 
             def say(text: str) -> None:
                 self.app.call_from_thread(self.app.notify, text, severity="warning")
 
+            def where(text: str) -> str:  # a model only another device has runs there
+                return choice.device_id or where_to_run(ctx, None, text, params.max_tokens, say)
+
             if regenerate_from is not None and self.conversation_id is not None:
                 asked = ctx.store.conversation(self.conversation_id).message(regenerate_from)
-                target = where_to_run(ctx, None, asked.text if asked else "", params.max_tokens,
-                                      say)
+                target = where(asked.text if asked else "")
                 here = target == ctx.store.device_id
                 answer_id = ctx.store.add_message(
                     self.conversation_id, "assistant", "", parent_id=regenerate_from,
                     status="streaming", model=assistant.model.info.name if here else None)
                 turn = Turn(self.conversation_id, regenerate_from, answer_id, False)
                 if here:
-                    self._run_here(turn)
+                    self._run_here(turn, assistant)
                 else:
                     from app.delegation import attach_job
 
                     attach_job(ctx.store, turn, target, params, ctx.config.auto_title
-                               and ctx.store.untitled(turn.conversation_id))
+                               and ctx.store.untitled(turn.conversation_id), choice.name)
                     self._watch(turn, target, params)
                 return
-            target = where_to_run(ctx, None, prompt or "", params.max_tokens, say)
+            target = where(prompt or "")
             if target != ctx.store.device_id:
                 from app.delegation import request_job
 
                 turn, _ = request_job(assistant, prompt or "", self.conversation_id, None,
-                                      target, params, parent_id)
+                                      target, params, parent_id, model=choice.name)
+                self._keep_model(turn.conversation_id)
                 self._watch(turn, target, params)
                 return
-            self._run_here(assistant.start(prompt or "", self.conversation_id, None, parent_id))
+            turn = assistant.start(prompt or "", self.conversation_id, None, parent_id)
+            self._keep_model(turn.conversation_id)
+            self._run_here(turn, assistant)
         except CoveyError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
         except Exception as exc:  # noqa: BLE001 - a failed answer must not take the app down
@@ -304,9 +317,19 @@ class ChatPane(Vertical):
             if self.app.is_running:
                 self.app.call_from_thread(self._finished)
 
-    def _run_here(self, turn: Turn) -> None:
+    def model_name(self) -> str | None:
+        """The open conversation's model (or the one chosen for the next new conversation)."""
+        conv = self._conversation()
+        return (conv.model if conv is not None else None) or self.next_model
+
+    def _keep_model(self, conversation_id: str) -> None:
+        if self.next_model and self.conversation_id is None:  # (a new conversation: keep it)
+            self.ctx.store.set_model(conversation_id, self.next_model)
+        self.next_model = None if self.conversation_id is None else self.next_model
+
+    def _run_here(self, turn: Turn, assistant: Assistant) -> None:
         self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
-        self.ctx.assistant.answer(turn, self.ctx.assistant.params(),
+        assistant.answer(turn, assistant.params(),
                                   on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
                                   cancel=self.cancel)
 
