@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/covey bench sync
 	$(BIN)/covey bench clone
 	$(BIN)/covey bench api
+	$(BIN)/covey bench warm
 	$(BIN)/python tests/bench_scale.py
 
 clean:

@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_api.add_argument("--max-tokens", type=_positive_int, default=128, metavar="N")
     bench_api.add_argument("--rounds", type=_positive_int, default=5, metavar="N")
 
+    bench_warm = bench_sub.add_parser(
+        "warm", parents=[common],
+        help="covey ask --continue with this device's node running (model warm) and without")
+    bench_warm.add_argument("--json", action="store_true", help="print JSON")
+    bench_warm.add_argument("--rounds", type=_positive_int, default=5, metavar="N")
+
     doctor = sub.add_parser("doctor", parents=[common],
                             help="check versions, the model file, the data directory and the store")
     doctor.add_argument("--network", action="store_true",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from app import exporting
 from app.context import Context
-from app.model_choice import Choice
 from app.errors import UsageError
 
 
@@ -25,90 +24,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def ask(ctx: Context, args: argparse.Namespace) -> int:
-    prompt = " ".join(args.prompt)
-    piped = read_stdin()
-    if piped:
-        prompt = f"{prompt}\n\n{piped}" if prompt else piped
-    if not prompt.strip():
-        raise UsageError("nothing to ask: give a prompt, e.g. covey ask \"What is a CRDT?\"")
-    store = ctx.store
-    conv_id = None
-    if args.continue_:
-        conv_id = store.latest_conversation_id()
-        if conv_id is None:
-            raise UsageError("there is no conversation to continue yet; drop --continue")
-    elif args.conversation:
-        conv_id = store.resolve(args.conversation)
-    named = getattr(args, "model", None)
-    if conv_id is not None and not named:  # a conversation keeps the model it was asked with
-        kept = store.conversation(conv_id).model
-        if kept:
-            ctx.config.model = named = kept
-    choice = ctx.model_choice
-    assistant = ctx.assistant
-    params = assistant.params(
-        max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-        seed=args.seed,
-    )
-    from app.routing import where_to_run
+    from app.ask_command import ask as run_ask
 
-    if choice.device_id is not None:  # a model only another device has: it answers
-        target = _model_device(ctx, choice, args.on)
-    else:
-        target = where_to_run(ctx, args.on, prompt, params.max_tokens)
-    if target != ctx.store.device_id:
-        from app import delegation, remote_ask
-
-        turn, _ = delegation.request_job(assistant, prompt, conv_id, args.system, target, params,
-                                         model=choice.name)
-        if named and choice.name:
-            store.set_model(turn.conversation_id, choice.name)
-        if target == "":
-            print("covey: no capable device is online: the answer is queued in the shared "
-                  "history and runs when one appears", file=sys.stderr)
-            return 0
-        status = remote_ask.watch(ctx, delegation.JobRef(turn.conversation_id, turn.answer_id),
-                                  params)
-        sys.stdout.write("\n")
-        if status != "done":
-            print(f"covey: answer {status}", file=sys.stderr)
-        return 0 if status in ("done", "queued") else 1
-    turn = assistant.start(prompt, conv_id, args.system)
-    if named and choice.name:
-        store.set_model(turn.conversation_id, choice.name)
-    from app.prefill import PrefillNotice
-
-    reading = PrefillNotice(len(prompt)).start()
-
-    def show(piece: str) -> None:
-        reading.first_piece()
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    try:
-        answer = assistant.answer(turn, params, on_piece=show, on_notice=reading.say)
-    finally:
-        reading.first_piece()
-    sys.stdout.write("\n")
-    if answer.status != "done":
-        print(f"covey: answer {answer.status}", file=sys.stderr)
-    return 0
-
-
-def _model_device(ctx: Context, choice: Choice, on: str | None) -> str:
-    """The device that answers with a model only it has (said plainly when it cannot)."""
-    from app import routing
-
-    if on and on not in ("auto", choice.device_id, choice.device_name):
-        raise UsageError(f"{choice.name!r} is on {choice.device_name}, not {on}: drop --on, or "
-                         "choose a model that device has (`covey models`)")
-    assert choice.device_id is not None
-    if choice.device_id not in routing.online_devices(ctx.store):
-        if ctx.config.when_alone == "queue":
-            return ""  # (queued: it runs when that device is back)
-        raise UsageError(f"{choice.name!r} is on {choice.device_name}, which is not online now; "
-                         "try again when it is, or set when_alone = \"queue\"")
-    return choice.device_id
+    return run_ask(ctx, args)
 
 
 def cancel(ctx: Context, args: argparse.Namespace) -> int:
@@ -272,6 +190,12 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
         print_report(bench_api.run(ctx.model, ctx.config.model, max_tokens=args.max_tokens,
                                    rounds=args.rounds,
                                    progress=None if args.json else _say), args.json)
+        return 0
+    if args.bench_target == "warm":
+        from app import bench_warm
+
+        print_report(bench_warm.run(ctx.config.model, rounds=args.rounds,
+                                    progress=None if args.json else _say), args.json)
         return 0
     if args.bench_target == "clone":
         from app import bench_clone

@@ -150,10 +150,11 @@ class AttemptRunner:
         cancel = threading.Event()
         pending: list[str] = []
         last_commit = last_renew = time.monotonic()
-        # A requester on another device watches the text grow in the store: commit often. One
-        # on this device (the API, a take-over) hears each piece directly: commit as a local
-        # answer does (each commit costs the generation a little).
-        here = job is not None and job.requested_by == self.store.device_id
+        # A requester in another process (on another device, or `covey ask` beside this node)
+        # watches the text grow in the store: commit often. One in this process (the API, a
+        # take-over) hears each piece directly: commit as a local answer does (each commit
+        # costs the generation a little).
+        here = on_piece is not None
         every_pieces, every_seconds = (COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS) if not here \
             else (LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS)
         try:

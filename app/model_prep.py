@@ -72,9 +72,9 @@ class ModelPrep:
         self.warm = WarmModels(self.ctx, self.ctx.model)
         self.worker.attach_model(self.ctx.model, self.warm.get)
         self._publish(name, tok_s)
+        self._publish_catalog()  # (before "ready": what a node tells the household, it has told)
         self.ready.set()
         log.info("model %s ready: %.1f tokens/s", name, tok_s)
-        self._publish_catalog()
         while not self._stop.wait(LOOK_EVERY):
             stamp = measured_at(self.ctx) or 0.0
             if (time.time() - stamp > REMEASURE_AFTER

@@ -31,7 +31,7 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
     job worker owns the model), the new attempt is assigned to this device for its worker, and
     watched like any other."""
     store = ctx.store
-    out = on_piece or _print
+    out = on_piece or print_piece
     note = on_note or _print_note
     shown_attempt, shown = "", 0
     # The runner's signs of life, timed on this device's monotonic clock (never its clock
@@ -111,7 +111,7 @@ def _restart(why: str, attempt: int, shown: int) -> str:
     return f"{why}; attempt {attempt} starts here, and the answer is what follows"
 
 
-def _print(piece: str) -> None:
+def print_piece(piece: str) -> None:
     sys.stdout.write(piece)
     sys.stdout.flush()
 

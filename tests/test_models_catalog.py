@@ -220,3 +220,21 @@ def test_a_model_only_another_device_has_is_answered_there(make_device, tmp_path
     laptop.stop()
     refused = pi.covey("ask", "--model", "big-one", "hi")
     assert refused.returncode != 0 and "not online now" in refused.stderr
+
+
+@pytest.mark.real_model
+def test_covey_ask_hands_its_answer_to_the_node_running_here(make_device) -> None:  # type: ignore[no-untyped-def]
+    laptop = make_device("laptop", "")  # the bundled model
+    prompt = ("--temperature", "0", "--seed", "1", "--max-tokens", "12", "Name a bird.")
+    alone = laptop.covey("ask", *prompt)  # no node: this process loads the model
+    assert alone.returncode == 0, alone.stderr
+    laptop.serve()
+    laptop.settled(timeout=120)
+    handed = laptop.covey("--log-level", "info", "ask", *prompt)
+    assert handed.returncode == 0, handed.stderr
+    assert handed.stdout == alone.stdout  # the same model, greedy: the same answer
+    assert "first piece" in handed.stderr
+    assert "running job" in laptop.log.read_text()  # … and the node's worker generated it
+    continued = laptop.covey("ask", "--continue", "--max-tokens", "8", "And another?")
+    assert continued.returncode == 0 and continued.stdout.strip(), continued.stderr
+    assert laptop.log.read_text().count("running job") == 2

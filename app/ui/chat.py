@@ -273,8 +273,10 @@ class ChatPane(Vertical):
             def say(text: str) -> None:
                 self.app.call_from_thread(self.app.notify, text, severity="warning")
 
-            def where(text: str) -> str:  # a model only another device has runs there
-                return choice.device_id or where_to_run(ctx, None, text, params.max_tokens, say)
+            def where(text: str) -> str:  # a model chosen by name runs where it is
+                if choice.name:
+                    return choice.device_id or ctx.store.device_id
+                return where_to_run(ctx, None, text, params.max_tokens, say)
 
             if regenerate_from is not None and self.conversation_id is not None:
                 asked = ctx.store.conversation(self.conversation_id).message(regenerate_from)
@@ -290,7 +292,8 @@ class ChatPane(Vertical):
                     from app.delegation import attach_job
 
                     attach_job(ctx.store, turn, target, params, ctx.config.auto_title
-                               and ctx.store.untitled(turn.conversation_id), choice.name)
+                               and ctx.store.untitled(turn.conversation_id),
+                               choice.name if choice.device_id else None)
                     self._watch(turn, target, params)
                 return
             target = where(prompt or "")
@@ -298,7 +301,8 @@ class ChatPane(Vertical):
                 from app.delegation import request_job
 
                 turn, _ = request_job(assistant, prompt or "", self.conversation_id, None,
-                                      target, params, parent_id, model=choice.name)
+                                      target, params, parent_id,
+                                      model=choice.name if choice.device_id else None)
                 self._keep_model(turn.conversation_id)
                 self._watch(turn, target, params)
                 return
