@@ -29,6 +29,10 @@ def node_options(ctx: Context, listen: str | None, peers: list[str] | None,
 
 
 def serve(ctx: Context, args: argparse.Namespace) -> int:
+    # Several threads here (the model's, the job worker, the event loop) take the GIL between
+    # tokens; with Python's default 5 ms switch interval the model's thread could wait that
+    # long for it after each token.
+    sys.setswitchinterval(0.0005)
     lock = NodeLock(ctx.paths.locks_dir)
     lock.acquire()
     try:

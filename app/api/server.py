@@ -175,16 +175,24 @@ class ApiServer:
     async def _stream(self, request: web.Request, chat: wire.ChatRequest, answer: Answer,
                       cancel: threading.Event) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        # Pieces wait in a list; the loop is woken once for all that came meanwhile (each
+        # wake-up and each write costs the generation, which has every core, a little).
+        pending: list[str | None] = []
+        guard = threading.Lock()
+        arrived = asyncio.Event()
 
-        def piece(text: str) -> None:  # (on the generating thread)
-            loop.call_soon_threadsafe(queue.put_nowait, text)
+        def hand(text: str | None) -> None:  # (on the generating thread; None: the end)
+            with guard:
+                pending.append(text)
+                first = len(pending) == 1
+            if first:
+                loop.call_soon_threadsafe(arrived.set)
 
         def run() -> None:
             try:
-                self.door.run(answer, piece, cancel)
+                self.door.run(answer, hand, cancel)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+                hand(None)
 
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
@@ -196,9 +204,19 @@ class ApiServer:
         try:
             await response.write(wire.sse(first))
             job = loop.run_in_executor(self._pool, run)
-            while (text := await queue.get()) is not None:
-                await response.write(wire.sse(wire.chunk(cid, model, created, {"content": text},
-                                                         with_usage_field=usage_field)))
+            ended = False
+            while not ended:
+                await arrived.wait()
+                with guard:
+                    arrived.clear()
+                    texts, pending[:] = list(pending), []
+                if not texts:
+                    continue  # (a wake-up for pieces an earlier look already took)
+                ended = texts[-1] is None
+                await response.write(b"".join(
+                    wire.sse(wire.chunk(cid, model, created, {"content": text},
+                                        with_usage_field=usage_field))
+                    for text in texts if text is not None))
             await job
             if answer.status == "failed":
                 await response.write(wire.sse(ApiError(
