@@ -16,6 +16,7 @@ from app.api import wire
 from tests.devices import Device, eventually, pair
 
 openai = pytest.importorskip("openai")
+BUNDLED = "SmolLM2-135M-Instruct.Q4_1"  # (found on every device: the bundled file)
 
 
 def client(device: Device, key: str = "unused-on-localhost", **kwargs: object):  # type: ignore[no-untyped-def]
@@ -43,8 +44,9 @@ def laptop(make_device):  # type: ignore[no-untyped-def]
 def test_models_and_a_whole_answer_through_the_openai_sdk(laptop: Device) -> None:
     api = client(laptop)
     models = api.models.list()
-    assert [m.id for m in models.data] == ["laptop-model"]
-    assert models.data[0].owned_by == "laptop"
+    # Its node's own model, and the other models found on it (here: the bundled file).
+    assert [m.id for m in models.data] == ["laptop-model", BUNDLED]
+    assert {m.owned_by for m in models.data} == {"laptop"}
     reply = api.chat.completions.create(
         model="laptop-model", messages=[{"role": "system", "content": "Be brief."},
                                         {"role": "user", "content": "hello there"}])
@@ -209,7 +211,8 @@ def test_the_household_model_runs_on_the_device_that_has_it(make_device) -> None
     pi.serve(laptop, extra=("--no-model",))
     api_up(pi, model=False)
     api = client(pi)
-    eventually(lambda: [m.id for m in api.models.list().data] == ["llama-big"], timeout=30)
+    eventually(lambda: [m.id for m in api.models.list().data] == ["llama-big", BUNDLED],
+               timeout=30)
     reply = api.chat.completions.create(model="llama", messages=[
         {"role": "user", "content": "who answers?"}])
     assert reply.choices[0].message.content == "You said: who answers?"
@@ -285,3 +288,31 @@ def test_auto_routes_and_api_record_false_writes_nothing(make_device) -> None:  
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == \
         "You said: also off"
     assert dev.history() == []
+
+
+@pytest.mark.real_model
+def test_a_model_found_on_disk_is_loaded_for_the_request_that_names_it(make_device,  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path) -> None:
+    from models.registry import bundled_model_path
+
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    (shelf / "extra.gguf").hardlink_to(bundled_model_path())
+    dev = make_device("laptop", "fake:name=laptop-model", f'model_dirs = ["{shelf}"]\n',
+                      api=True)
+    dev.serve()
+    api_up(dev)
+    api = client(dev, timeout=120)
+    assert "extra" in [m.id for m in api.models.list().data]
+    reply = api.chat.completions.create(model="extra", max_tokens=12, temperature=0,
+                                        messages=[{"role": "user", "content": "Name a bird."}])
+    text = reply.choices[0].message.content or ""
+    assert text.strip() and not text.startswith("You said")  # the real model, not the fake
+    assert reply.model == "extra"
+    store = dev.store()
+    try:
+        conv = store.list_conversations()[0]
+        assert store.conversation(conv.id).messages[-1].model == "extra"
+    finally:
+        store.close()
+    assert "loaded extra" in dev.log.read_text()  # the node's warm models took it in

@@ -49,8 +49,8 @@ def test_the_app_hosted_node_serves_the_api_and_its_peers(household) -> None:  #
     assert host.api is not None and host.notices == []
     api = _client(laptop)
     # Both devices' models: the laptop's own (the app's), the pi's (over sync).
-    eventually(lambda: sorted(m.id for m in api.models.list().data) == ["laptop-model",
-                                                                        "pi-model"], timeout=30)
+    eventually(lambda: sorted(m.id for m in api.models.list().data) == [
+        "SmolLM2-135M-Instruct.Q4_1", "laptop-model", "pi-model"], timeout=30)
     here = api.chat.completions.create(model="laptop-model",
                                        messages=[{"role": "user", "content": "hello app"}])
     assert here.choices[0].message.content == "You said: hello app"

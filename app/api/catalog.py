@@ -30,9 +30,15 @@ class Offer:
     measured_at: float
 
 
-def offers(store: Store, local_model: str | None) -> list[Offer]:
-    """The models of the household's members; this device's own only while it can run it."""
+def offers(store: Store, local_model: str | None,
+           local_others: list[str] | None = None) -> list[Offer]:
+    """The models of the household's members — each device's own (its capability) and the
+    others it lists (`covey models`) — this device's only while its worker can run them
+    (`local_others`: the other models it has)."""
+    from app.model_choice import _published
+
     value = household.snapshot(store)
+    devices = value.get("devices", {}) if isinstance(value.get("devices"), dict) else {}
     found = []
     for d in household.devices(store):
         if d.revoked:
@@ -40,35 +46,48 @@ def offers(store: Store, local_model: str | None) -> list[Offer]:
         cap = household.capability_in(value, d.device_id)
         model = str(cap.get("model") or "")
         mine = d.device_id == store.device_id
+        stamp = cap.get("measured_at")
+        when = float(stamp) if isinstance(stamp, (int, float)) else time.time()
+        tok_s = float(cap.get("tok_s") or 0.0)
         if mine:
             if not local_model:
                 continue
-            model = local_model
+            names = [local_model, *(local_others or [])]
         elif not model or not cap.get("serves"):
             continue
-        stamp = cap.get("measured_at")
-        found.append(Offer(model, d.device_id, d.name, float(cap.get("tok_s") or 0.0),
-                           float(stamp) if isinstance(stamp, (int, float)) else time.time()))
+        else:
+            raw = devices.get(d.device_id, {})
+            listed = _published(d.device_id, d.name, raw.get("models")
+                                if isinstance(raw, dict) else None)
+            names = [model, *(m.name for m in listed)]
+        seen: set[str] = set()
+        for n, name in enumerate(names):
+            if name not in seen:
+                seen.add(name)
+                # (speed measured for a device's own model; the others' is not known here)
+                found.append(Offer(name, d.device_id, d.name, tok_s if n == 0 else 0.0, when))
     return found
 
 
-def listing(store: Store, local_model: str | None) -> list[tuple[str, str, int]]:
+def listing(store: Store, local_model: str | None,
+            local_others: list[str] | None = None) -> list[tuple[str, str, int]]:
     """(id, owned_by, created) per distinct model, for GET /v1/models."""
     by_model: dict[str, list[Offer]] = {}
-    for offer in offers(store, local_model):
+    for offer in offers(store, local_model, local_others):
         by_model.setdefault(offer.model, []).append(offer)
     return [(model, ", ".join(o.device_name for o in group),
              int(min(o.measured_at for o in group)))
             for model, group in sorted(by_model.items(), key=lambda kv: kv[0].lower())]
 
 
-def choose(store: Store, requested: str, local_model: str | None) -> tuple[str, Offer | None]:
+def choose(store: Store, requested: str, local_model: str | None,
+           local_others: list[str] | None = None) -> tuple[str, Offer | None]:
     """(the model id, where it runs) for a request; None as the offer means "route it as covey
     ask --on auto does". Raises 404 for a model no member has, 503 when none can run it now."""
     name, _, device = requested.partition("@")
     if name.lower() == AUTO and not device:
         return AUTO, None
-    every = offers(store, local_model)
+    every = offers(store, local_model, local_others)
     model = _model_named(name, sorted({o.model for o in every}))
     having = [o for o in every if o.model == model]
     if device:

@@ -70,12 +70,21 @@ class FrontDoor:
         runner = self.worker.runner if self.worker is not None else None
         return runner.model.info.name if runner is not None else None
 
+    def local_others(self) -> list[str]:
+        """This device's other usable models (its node loads them when asked)."""
+        if self.local_model() is None or not self.config.api_record:
+            return []  # (an unrecorded answer runs on the worker's own model only)
+        from app.model_choice import local_models
+
+        return [m.name for m in local_models(self.ctx) if m.usable]  # type: ignore[arg-type]
+
     def models(self) -> list[tuple[str, str, int]]:
-        return catalog.listing(self.store, self.local_model())
+        return catalog.listing(self.store, self.local_model(), self.local_others())
 
     def open(self, request: ChatRequest, client: str) -> Answer:
         """Choose where `request` runs and record it (its answer queued there). Raises ApiError."""
-        model, offer = catalog.choose(self.store, request.model, self.local_model())
+        model, offer = catalog.choose(self.store, request.model, self.local_model(),
+                                      self.local_others())
         me = self.store.device_id
         if offer is None:  # "auto": wherever covey's routing sends it
             target = self._auto(request)
@@ -220,7 +229,8 @@ class FrontDoor:
         if answer.here:  # (before the job exists, so the worker cannot start without us)
             answer.follower = self.worker.follow(answer_id,  # type: ignore[union-attr]
                                                  answer.piece)
-        attach_job(store, turn, target, params, title=self.config.auto_title and found is None)
+        attach_job(store, turn, target, params, title=self.config.auto_title and found is None,
+                   model=answer.model if answer.model != catalog.AUTO else None)
         return JobRef(conv_id, answer_id)
 
     def _continued(self, request: ChatRequest) -> tuple[str, str] | None:
