@@ -74,7 +74,7 @@ class HouseholdStatus:
 
 def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     running = NodeLock.held(locks_dir)
-    rows = {r[0]: r for r in store.db.conn.execute(
+    rows = {r[0]: r for r in store.rows(
         "SELECT device_id, address, last_seen, last_sync, online, last_error, catch_up_total,"
         " catch_up_done, clock_offset FROM peer_status")}
     value = household.snapshot(store)

@@ -93,8 +93,8 @@ class JobWorker:
 
     def _round(self) -> None:
         me = self.store.device_id
-        queued = self.store.db.conn.execute(
-            "SELECT conversation_id, id FROM messages WHERE status = 'queued'").fetchall()
+        queued = self.store.rows(
+            "SELECT conversation_id, id FROM messages WHERE status = 'queued'")
         mine = 0
         for conv_id, message_id in queued:
             if self._stop.is_set():

@@ -181,8 +181,7 @@ def _int(value: Any) -> int:
 
 def known_speeds(ctx: Context) -> dict[str, float]:
     """Measured decode tokens/s by model file, from this device's speed cache."""
-    rows = ctx.store.db.conn.execute(
-        "SELECT key, value FROM covey_meta WHERE key LIKE 'speed:%'").fetchall()
+    rows = ctx.store.notes_starting("speed:")
     out: dict[str, float] = {}
     for key, value in rows:
         path = str(key)[len("speed:"):].rsplit(":", 3)[0]  # (speed:PATH:SIZE:MTIME:THREADS)

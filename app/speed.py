@@ -34,16 +34,14 @@ def _key(ctx: Context) -> str:
 
 def cached_speed(ctx: Context) -> float | None:
     """This device's measured decode speed, if `covey serve` measured it before."""
-    row = ctx.store.db.conn.execute("SELECT value FROM covey_meta WHERE key = ?",
-                                    [_key(ctx)]).fetchone()
-    return float(json.loads(row[0])["tok_s"]) if row else None
+    value = ctx.store.note(_key(ctx))
+    return float(json.loads(value)["tok_s"]) if value else None
 
 
 def measured_at(ctx: Context) -> float | None:
     """When this device's speed for its model was last measured (epoch seconds)."""
-    row = ctx.store.db.conn.execute("SELECT value FROM covey_meta WHERE key = ?",
-                                    [_key(ctx)]).fetchone()
-    return float(json.loads(row[0]).get("measured_at", 0.0)) if row else None
+    value = ctx.store.note(_key(ctx))
+    return float(json.loads(value).get("measured_at", 0.0)) if value else None
 
 
 def measured_speed(ctx: Context, tokens: int = 24, runs: int = 3,
@@ -53,16 +51,14 @@ def measured_speed(ctx: Context, tokens: int = 24, runs: int = 3,
     model = ctx.model
     info = model.info
     key = _key(ctx)
-    conn = ctx.store.db.conn
-    row = conn.execute("SELECT value FROM covey_meta WHERE key = ?", [key]).fetchone()
+    row = ctx.store.note(key)
     if row and not fresh:
-        cached = json.loads(row[0])
+        cached = json.loads(row)
         return info.name, float(cached["tok_s"])
     params = GenerationParams(max_tokens=tokens, temperature=0.0, seed=1)
     list(model.stream(PROMPT, params))  # load and warm up
     tok_s = max(_one_run(model.stream(PROMPT, params)) for _ in range(runs))
-    conn.execute("INSERT OR REPLACE INTO covey_meta (key, value) VALUES (?, ?)",
-                 [key, json.dumps({"tok_s": tok_s, "measured_at": time.time()})])
+    ctx.store.set_note(key, json.dumps({"tok_s": tok_s, "measured_at": time.time()}))
     log.info("measured %s: %.1f tokens/s (best of %d runs)", info.name, tok_s, runs)
     return info.name, tok_s
 

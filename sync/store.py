@@ -227,6 +227,31 @@ class Store(DocumentStore):
         """Which program made the conversation (an API key's name, say); shown by `show`."""
         self._set_meta(conv_id, client=client)
 
+    # -- this device's own notes (covey_meta: never synced) ------------------------------------
+    # (under the store's lock: the connection is shared by the app's threads and its node's)
+
+    def rows(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """A read of this device's tables, whole, under the store's lock."""
+        with self._lock:
+            return self.db.conn.execute(sql, params or []).fetchall()
+
+    def note(self, key: str) -> str | None:
+        with self._lock:
+            row = self.db.conn.execute("SELECT value FROM covey_meta WHERE key = ?",
+                                       [key]).fetchone()
+        return row[0] if row else None
+
+    def notes_starting(self, prefix: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(k, v) for k, v in self.db.conn.execute(
+                "SELECT key, value FROM covey_meta WHERE substr(key, 1, ?) = ?",
+                [len(prefix), prefix])]
+
+    def set_note(self, key: str, value: str) -> None:
+        with self._lock:
+            self.db.conn.execute("INSERT OR REPLACE INTO covey_meta (key, value) VALUES (?, ?)",
+                                 [key, value])
+
     def set_model(self, conv_id: str, model: str) -> None:
         """The model a conversation is answered by, by name (every device sees it)."""
         self._set_meta(conv_id, model=model)

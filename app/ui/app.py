@@ -8,6 +8,8 @@ store, SQLite being the bus) and update the open conversation in place.
 
 from __future__ import annotations
 
+import threading
+
 import time
 from collections.abc import Callable, Iterable
 
@@ -129,8 +131,10 @@ class CoveyApp(App[None]):
     # -- store → UI -------------------------------------------------------------------------
 
     def _on_store_event(self, event: StoreEvent) -> None:
-        # Called on whatever thread wrote; only messages cross into the UI.
-        if event.origin != "local":
+        # Called on whatever thread wrote; only messages cross into the UI. The UI shows its
+        # own writes itself; the hosted node's threads (API answers, peers' jobs: all named
+        # covey-…) write in this process too, and those must be shown like a peer's.
+        if event.origin != "local" or threading.current_thread().name.startswith("covey-"):
             self.post_message(StoreChanged(event.doc_id))
 
     def _poll(self) -> None:

@@ -112,8 +112,12 @@ class ChatPane(Vertical):
         leaf = conv.latest_leaf(self.leaf_id)  # follows answers that arrived on this branch
         self.leaf_id = leaf
         thread = conv.thread(leaf)
-        for welcome in box.query(".welcome"):
-            welcome.remove()
+        welcomed = box.query(".welcome")
+        if welcomed:
+            welcomed.remove()
+            # (seen in a real terminal: with a header line mounted at the same time, the
+            # welcome's old cells stayed on screen until something else repainted them)
+            self.call_after_refresh(self.screen.refresh)
         existing = {view.message.id: view for view in box.query(MessageView)}
         if not keep_place or [m.id for m in thread][:len(existing)] != list(existing):
             box.remove_children()  # another branch: rebuild
