@@ -115,8 +115,7 @@ class ChatPane(Vertical):
         welcomed = box.query(".welcome")
         if welcomed:
             welcomed.remove()
-            # (seen in a real terminal: with a header line mounted at the same time, the
-            # welcome's old cells stayed on screen until something else repainted them)
+            # (seen in tmux: with a header line mounted too, the welcome's cells stayed)
             self.call_after_refresh(self.screen.refresh)
         existing = {view.message.id: view for view in box.query(MessageView)}
         if not keep_place or [m.id for m in thread][:len(existing)] != list(existing):
