@@ -125,7 +125,8 @@ class JobWorker:
                 self._ended(message_id, ended)
                 self.last_busy = time.monotonic()
             elif current.assignee == "" and job.requested_by == me:
-                peer = routing.best_peer(self.store)
+                wanted = job.params.get("model")  # (a job for a named model: a device with it)
+                peer = routing.best_peer(self.store, wanted if isinstance(wanted, str) else None)
                 if peer is not None:
                     take_over(self.store, ref, peer)  # a capable peer appeared: hand it over
 

@@ -20,7 +20,7 @@ from loro import LoroDoc, LoroMap
 from app.errors import UsageError
 from models.scan import LocalModel, MetadataCache, matching, scan
 from sync import household
-from sync.store import HOUSEHOLD_DOC
+from sync.store import HOUSEHOLD_DOC, Store
 
 if TYPE_CHECKING:
     from app.context import Context
@@ -153,6 +153,21 @@ def household_models(ctx: Context, include_mine: bool = True,
         raw = devices.get(d.device_id, {})
         out += _published(d.device_id, d.name, raw.get("models") if isinstance(raw, dict)
                           else None)
+    return out
+
+
+def devices_with(store: Store, name: str) -> set[str]:
+    """The other members whose published list (or own model) has the model `name`."""
+    value = household.snapshot(store)
+    devices = value.get("devices", {}) if isinstance(value.get("devices"), dict) else {}
+    out = set()
+    for device_id, raw in devices.items():
+        if device_id == store.device_id or not isinstance(raw, dict):
+            continue
+        own = household.capability_in(value, device_id).get("model")
+        listed = _published(device_id, "", raw.get("models"))
+        if own == name or any(m.name == name for m in listed):
+            out.add(device_id)
     return out
 
 

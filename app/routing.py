@@ -52,8 +52,14 @@ def candidates(store: Store) -> list[Candidate]:
     return found
 
 
-def best_peer(store: Store) -> str | None:
+def best_peer(store: Store, model: str | None = None) -> str | None:
+    """The fastest capable peer online — one that has `model`, when a job names one."""
     peers = sorted(candidates(store), key=lambda c: -c.tok_s)
+    if model:
+        from app.model_choice import devices_with
+
+        having = devices_with(store, model)
+        peers = [p for p in peers if p.device_id in having]
     return peers[0].device_id if peers else None
 
 

@@ -238,3 +238,55 @@ def test_covey_ask_hands_its_answer_to_the_node_running_here(make_device) -> Non
     continued = laptop.covey("ask", "--continue", "--max-tokens", "8", "And another?")
     assert continued.returncode == 0 and continued.stdout.strip(), continued.stderr
     assert laptop.log.read_text().count("running job") == 2
+
+
+@pytest.mark.real_model
+def test_a_queued_answer_for_a_named_model_waits_for_a_device_that_has_it(make_device,  # type: ignore[no-untyped-def]
+                                                                         tmp_path: Path) -> None:
+    from app import routing
+    from tests.devices import eventually, pair
+
+    shelf = tmp_path / "laptop-models"
+    shelf.mkdir()
+    (shelf / "big-one.gguf").hardlink_to(bundled_model_path())
+    laptop = make_device("laptop", "", f'model_dirs = ["{shelf}"]\n')
+    pi = make_device("pi", "fake:name=pi-model", 'when_alone = "queue"\n')
+    desk = make_device("desk", "fake:name=desk-model")  # online, fast, and without big-one
+    pair(laptop, pi)
+    pair(laptop, desk)
+    laptop.serve()
+    laptop.settled(timeout=120)
+    desk.serve(laptop)
+    desk.settled()
+    pi.serve(laptop, desk)
+    pi.settled()
+    eventually(lambda: "big-one" in pi.covey("models").stdout, timeout=60)
+    laptop.stop()
+
+    def online(device) -> set[str]:  # type: ignore[no-untyped-def]
+        store = device.store()
+        try:
+            return routing.online_devices(store)
+        finally:
+            store.close()
+
+    eventually(lambda: laptop.device_id not in online(pi) and desk.device_id in online(pi),
+               timeout=30)
+    asked = pi.covey("ask", "--model", "big-one", "--max-tokens", "8", "Name a bird.")
+    assert asked.returncode == 0 and "queued" in asked.stderr, asked.stderr
+    conv = pi.history()[0]["id"]
+
+    def answer():  # type: ignore[no-untyped-def]
+        store = pi.store()
+        try:
+            return store.conversation(conv).messages[-1]
+        finally:
+            store.close()
+
+    import time
+
+    time.sleep(3)  # the desk is online all along: it must not be given the job
+    assert answer().status == "queued"
+    laptop.serve(desk, pi)
+    done = eventually(lambda: answer() if answer().status == "done" else None, timeout=90)
+    assert done.device == laptop.device_id and done.model == "big-one" and done.text.strip()
