@@ -71,7 +71,8 @@ class JobWorker:
         self._stop.set()
         self._wake.set()
         self._unsubscribe()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # (started: a node that failed early never did)
+            self._thread.join(timeout=30)
 
     def _on_change(self, event: StoreEvent) -> None:
         self._wake.set()

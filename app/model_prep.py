@@ -47,6 +47,8 @@ class ModelPrep:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.ident is None:
+            return  # never started (the node failed first: its own error is the one to tell)
         # A measurement under way is not waited for long: stopping must stay prompt.
         self._thread.join(timeout=2)
 
