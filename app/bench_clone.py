@@ -78,15 +78,23 @@ class _Home:
         return {**os.environ, "COVEY_HOME": str(self.home)}
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A bindable loopback port below the ephemeral range (no outgoing connection takes it)."""
+    """A bindable loopback port below the ephemeral range (no outgoing connection takes it),
+    never the same twice in one process: two devices made before either listens could
+    otherwise both be given one port that is free at the time."""
     while True:
         port = random.randint(20000, 30000)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
 
 
