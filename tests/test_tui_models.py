@@ -31,7 +31,8 @@ async def test_the_picker_chooses_an_ollama_model_and_the_conversation_keeps_it(
     app = CoveyApp(ctx)
     async with app.run_test(size=(100, 30)) as pilot:
         await type_and_send(pilot, "/model")
-        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), timeout=30)
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker)  # (and composed)
+                         and bool(app.screen.query(OptionList)), timeout=30)
         options = app.screen.query_one(OptionList)
         texts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert any(t.startswith("llama3.2:3b  ·  laptop  ·  135M Q4_1") for t in texts), texts
