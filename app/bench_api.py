@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.assistant import Assistant
-from app.bench_clone import free_port
+from app.bench_clone import free_port, start_serve
 from app.config import Config, Paths
 from models.base import ChatModel, GenerationParams
 from sync.store import Store
@@ -146,18 +144,5 @@ def _serve(home: Path, spec: str | None) -> tuple[subprocess.Popen[bytes], str]:
         f'device_name = "bench-api"\nlisten = "127.0.0.1:{free_port()}"\nmdns = false\n'
         f'auto_title = false\nmodel = {json.dumps(spec or "")}\n'
         f'api_listen = "127.0.0.1:{port}"\n')
-    log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "info", "serve"],
-                                env={**os.environ, "COVEY_HOME": str(home)},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if "covey API on" in text and "ready:" in text:
-            return proc, f"http://127.0.0.1:{port}/v1"
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the bench's covey serve did not get ready:\n{log.read_text()[-2000:]}")
+    proc = start_serve(home, lambda text: "covey API on" in text and "ready:" in text)
+    return proc, f"http://127.0.0.1:{port}/v1"

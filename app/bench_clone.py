@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from loro import ExportMode, LoroDoc
@@ -96,6 +97,25 @@ def free_port() -> int:
                 continue
             _HANDED_OUT.add(port)
             return port
+
+
+def start_serve(home: Path, ready: Callable[[str], bool],
+                timeout: float = 180) -> subprocess.Popen[bytes]:
+    """`covey serve` in `home` (logging to serve.log there), once `ready(log text)` holds."""
+    log = home / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "info", "serve"],
+                                env={**os.environ, "COVEY_HOME": str(home)},
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready(log.read_text(errors="replace")):
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the bench's covey serve did not get ready:\n{log.read_text()[-2000:]}")
 
 
 def conversations_in(home: Path) -> int:

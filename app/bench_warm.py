@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.bench_clone import free_port
+from app.bench_clone import free_port, start_serve
 from app.config import Paths
 from sync.store import Store
 
@@ -105,17 +105,5 @@ def _ask(home: Path) -> tuple[float, float]:
 
 
 def _serve(home: Path) -> subprocess.Popen[bytes]:
-    log = home / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app", "--log-level", "info", "serve"],
-                                env={**os.environ, "COVEY_HOME": str(home)},
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if "ready:" in log.read_text(errors="replace"):
-            return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"the bench's covey serve did not get ready:\n{log.read_text()[-2000:]}")
+    proc = start_serve(home, lambda text: "ready:" in text)
+    return proc
