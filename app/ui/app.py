@@ -70,6 +70,9 @@ class CoveyApp(App[None]):
         self.deleted: str | None = None  # the last deleted conversation, for undo
         self._unsubscribe: Callable[[], None] | None = None
         self._chat = ChatPane(ctx, id="chat")
+        # Held, not queried: a refresh can fire while a dialog is the active screen, where
+        # query_one would find no Sidebar.
+        self._sidebar = Sidebar(self.store, id="sidebar")
         self._changed: set[str] = set()
         self._apply_scheduled = False
         self._list_at = 0.0  # when the conversation list was last asked to refresh
@@ -81,7 +84,7 @@ class CoveyApp(App[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield Sidebar(self.store, id="sidebar")
+            yield self._sidebar
             with Vertical(id="main"):
                 yield HouseholdBar(self.ctx, id="household")
                 yield self._chat
@@ -93,7 +96,7 @@ class CoveyApp(App[None]):
 
     @property
     def sidebar(self) -> Sidebar:
-        return self.query_one(Sidebar)
+        return self._sidebar
 
     @property
     def conversation_id(self) -> str | None:
