@@ -67,20 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON")
     show.add_argument("--all-branches", action="store_true",
                       help="print every branch (regenerated answers, edits, concurrent replies)")
-    show.add_argument("-v", "--verbose", action="store_true", help="devices by name and id")
+    show.add_argument("-v", "--verbose", action="store_true", help="device ids and message ids (for `covey rate`)")
 
     search = sub.add_parser("search", parents=[common], help="full-text search over all messages")
     search.add_argument("words", nargs="+", help="words that must all appear")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.add_argument("-n", "--limit", type=_positive_int, default=20, metavar="N")
 
-    export = sub.add_parser("export", parents=[common], help="export one or all conversations")
+    export = sub.add_parser(
+        "export", parents=[common], help="export one or all conversations",
+        description="markdown: to read (every branch shown); json: what `covey import` reads "
+        "back; finetune: OpenAI chat fine-tuning JSONL, one line per rated answer (the branch "
+        "leading to it, system prompt first).")
     export.add_argument("id", nargs="?", help="conversation id (default: all)")
-    export.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    export.add_argument("--format", choices=["markdown", "json", "finetune"], default="markdown")
+    export.add_argument("--rating", choices=["up", "down", "any"], default="up",
+                        help="with --format finetune: which rated answers (default: up)")
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
 
-    imp = sub.add_parser("import", parents=[common], help="import conversations from a JSON export")
-    imp.add_argument("file", help="a file written by `covey export --format json` (- for stdin)")
+    imp = sub.add_parser(
+        "import", parents=[common], help="import history: covey JSON, ChatGPT, Open WebUI, llm",
+        description="Import conversations from covey's JSON export, a ChatGPT data export (the "
+        ".zip or its folder), an Open WebUI chat export (.json) or simonw/llm's logs.db (`llm "
+        "logs path`). The format is found from the file. Importing again adds only what is new; "
+        "every branch (edits, regenerated answers) is kept.")
+    imp.add_argument("file", help="the export file or folder (- for covey JSON on stdin)")
+    imp.add_argument("--format", choices=["covey", "chatgpt", "openwebui", "llm"],
+                     help="say which format instead of finding out from the file")
+
+    rate = sub.add_parser(
+        "rate", parents=[common], help="rate an answer up or down (feedback, synced)",
+        description="Feedback on an answer, kept with the conversation on every device; "
+        "`covey export --format finetune` writes the rated answers for fine-tuning. Message ids: "
+        "`covey show ID -v`.")
+    rate.add_argument("message", help="message id (a unique prefix is enough)")
+    rate.add_argument("rating", choices=["up", "down", "clear"])
+    rate.add_argument("--note", help="why (kept with the rating)")
 
     rm = sub.add_parser("rm", parents=[common],
                         help="delete a conversation (undo: `covey restore ID`)")

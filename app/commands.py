@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import asdict
-from pathlib import Path
 
-from app import exporting
+from app import history_commands
 from app.context import Context
 from app.errors import UsageError
 
@@ -86,47 +84,6 @@ def search(ctx: Context, args: argparse.Namespace) -> int:
         print("No matches.")
     for h in hits:
         print(f"{h.conversation_id[:12]}  {h.conversation_title}\n    {h.role}: {h.snippet}")
-    return 0
-
-
-def export(ctx: Context, args: argparse.Namespace) -> int:
-    store = ctx.store
-    if args.id:
-        ids = [store.resolve(args.id)]
-    else:
-        ids = [r.id for r in reversed(store.list_conversations(include_archived=True))]
-    conversations = [store.conversation(i) for i in ids]
-    text = exporting.to_json(conversations) if args.format == "json" else exporting.to_markdown(conversations)
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-        print(f"exported {len(conversations)} conversation(s) to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def import_(ctx: Context, args: argparse.Namespace) -> int:
-    try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{args.file} is not UTF-8 text; is it a covey JSON export?") from None
-    conversations = exporting.parse_json(text)
-    show = sys.stderr.isatty() and len(conversations) > 100  # long work shows how far it got
-    added, shown_at = 0, time.monotonic()
-    for n, conv in enumerate(conversations, 1):
-        added += exporting.restore(ctx.store, conv)
-        if show and time.monotonic() - shown_at > 0.5:
-            shown_at = time.monotonic()
-            print(f"\rimporting: {n:,} / {len(conversations):,} conversations", end="",
-                  file=sys.stderr, flush=True)
-    if show:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
-    print(f"imported {len(conversations)} conversation(s), {added} new message(s)")
     return 0
 
 
@@ -276,8 +233,9 @@ HANDLERS = {
     "serve": _net("serve"), "pair": _net("pair"), "devices": _household("devices"),
     "id": _net("device_id"), "peers": _household("peers"), "status": _household("status"),
     "cancel": cancel,
-    "ask": ask, "history": history, "show": show, "search": search, "export": export,
-    "import": import_, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
+    "ask": ask, "history": history, "show": show, "search": search,
+    "import": history_commands.import_, "rate": history_commands.rate,
+    "export": history_commands.export, "rm": rm, "title": title, "bench": bench, "doctor": doctor, "chat": chat,
     "ui": ui, "trash": _recovery("trash"), "restore": _recovery("restore"),
     "api-key": _api_key, "models": _models,
 }

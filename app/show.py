@@ -55,7 +55,7 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     if conv.system_prompt:
         print(f"system: {conv.system_prompt}")
     if getattr(args, "all_branches", False):
-        _tree(conv, None, 0, who, store.device_id)
+        _tree(conv, None, 0, who, store.device_id, args.verbose)
         return 0
     linear = all(m.parent_id is None for m in conv.messages)
     shown = conv.messages if linear else conv.thread()
@@ -65,7 +65,7 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
             siblings = conv.siblings(m.id)
             if len(siblings) > 1:
                 mark = f" ‹{[s.id for s in siblings].index(m.id) + 1}/{len(siblings)}›"
-        print(f"\n{_heading(m, who, store.device_id)}{mark}:\n{m.text}")
+        print(f"\n{_heading(m, who, store.device_id, args.verbose)}{mark}:\n{m.text}")
     forks = sum(1 for m in shown if not linear and len(conv.siblings(m.id)) > 1)
     if forks:
         print(f"\n({forks} fork(s) on this branch; `covey show {conv_id[:12]} --all-branches` "
@@ -73,7 +73,7 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _heading(m: Message, who, here: str) -> str:  # type: ignore[no-untyped-def]
+def _heading(m: Message, who, here: str, ids: bool = False) -> str:  # type: ignore[no-untyped-def]
     label = "you" if m.role == "user" else m.role
     extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
     if m.role == "assistant" and m.device:
@@ -84,16 +84,21 @@ def _heading(m: Message, who, here: str) -> str:  # type: ignore[no-untyped-def]
     if m.attempts > 1:
         extra += f", taken over ({m.attempts} attempts)"
     status = f" [{m.status}]" if m.status != "done" else ""
-    return f"{label}{extra}{status}"
+    rated = ""
+    if m.rating:
+        rated = f" [rated {m.rating}" + (f": {m.rating_note}" if m.rating_note else "") + "]"
+    ident = f"  #{m.id}" if ids else ""
+    return f"{label}{extra}{status}{rated}{ident}"
 
 
-def _tree(conv: Conversation, parent: str | None, depth: int, who, here: str) -> None:  # type: ignore[no-untyped-def]
+def _tree(conv: Conversation, parent: str | None, depth: int, who, here: str,  # type: ignore[no-untyped-def]
+          ids: bool = False) -> None:
     children = conv.children(parent) if parent is not None else [
         m for m in conv.messages if m.parent_id is None or conv.message(m.parent_id) is None]
     for n, m in enumerate(children, 1):
         pad = "    " * depth
         branch = f" ‹{n}/{len(children)}›" if len(children) > 1 else ""
-        print(f"\n{pad}{_heading(m, who, here)}{branch}:")
+        print(f"\n{pad}{_heading(m, who, here, ids)}{branch}:")
         for line in m.text.splitlines() or [""]:
             print(f"{pad}{line}")
-        _tree(conv, m.id, depth + (1 if len(children) > 1 else 0), who, here)
+        _tree(conv, m.id, depth + (1 if len(children) > 1 else 0), who, here, ids)

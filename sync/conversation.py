@@ -7,6 +7,9 @@ One Loro document per conversation:
             model (the model it is answered by, by name: `covey ask --model`, `/model` in the app)
   messages  list of maps: id, role, text (LoroText, so an answer can be streamed into it),
             created_at, device, model, status, parent_id
+  ratings   map: message id -> {rating: "up"|"down", note, by (device), at}: feedback on an answer,
+            last writer wins (kept apart from the message so two devices rating at once, or a
+            message listed twice, still give one rating)
 
 Reading is defensive: a document that arrived from elsewhere may hold anything, and a malformed
 entry is skipped rather than crashing a list or the view.
@@ -14,13 +17,14 @@ entry is skipped rather than crashing a list or the view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
 
 ROLES = ("system", "user", "assistant")
 #: Message status values: a prompt is "done" at once; an answer streams, then ends one way.
+RATINGS = ("up", "down")
 STATUSES = ("queued", "streaming", "done", "cancelled", "failed", "interrupted")
 
 
@@ -36,6 +40,8 @@ class Message:
     parent_id: str | None = None
     requested_by: str | None = None  # set when the answer was generated as a job (delegation)
     attempts: int = 0  # how many devices were given the job (>1: it was taken over)
+    rating: str | None = None  # "up" or "down": the user's feedback on an answer
+    rating_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,16 @@ def append_message(doc: LoroDoc, message: Message) -> LoroMap:
     return entry
 
 
+def set_rating(doc: LoroDoc, message_id: str, rating: str | None, note: str | None, by: str,
+               at: str) -> None:
+    """Rate message `message_id` (None: take the rating back)."""
+    ratings = doc.get_map("ratings")
+    if rating is None:
+        ratings.delete(message_id)
+    else:
+        ratings.insert(message_id, {"rating": rating, "note": note, "by": by, "at": at})
+
+
 def message_map(doc: LoroDoc, message_id: str) -> LoroMap | None:
     """The map of message `message_id`, scanning from the end (new messages are written to)."""
     messages = doc.get_list("messages")
@@ -172,7 +188,19 @@ def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
     if meta.get("id") != doc_id:
         return None
     raw_messages = value.get("messages")
-    messages = [m for m in map(_message, raw_messages if isinstance(raw_messages, list) else []) if m]
+    ratings = value.get("ratings") if isinstance(value.get("ratings"), dict) else {}
+    messages: list[Message] = []
+    seen: set[str] = set()
+    for m in map(_message, raw_messages if isinstance(raw_messages, list) else []):
+        # Two devices that imported the same export while apart each appended its messages:
+        # the list holds them twice, in the same order everywhere, and the first one counts.
+        if m is None or m.id in seen:
+            continue
+        seen.add(m.id)
+        rated = ratings.get(m.id)
+        if isinstance(rated, dict) and rated.get("rating") in RATINGS:
+            m = replace(m, rating=rated["rating"], rating_note=_str(rated.get("note")))
+        messages.append(m)
     return Conversation(
         id=doc_id,
         title=_str(meta.get("title")) or "Untitled",

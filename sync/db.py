@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from app.errors import CorruptStoreError, StoreError
+from sync.ids import new_id
 
 
 class NewerStoreError(StoreError):
@@ -199,6 +200,12 @@ def m015_arrivals(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX arrivals_source ON arrivals (source)")
 
 
+def m016_ratings(db: sqlite_utils.Database) -> None:
+    """The user's feedback on answers, shown by `show` and the app (see conversation.py)."""
+    db.execute("ALTER TABLE messages ADD COLUMN rating TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN rating_note TEXT")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_updates_and_snapshots", m001_updates_and_snapshots),
     ("m002_materialized_view", m002_materialized_view),
@@ -215,6 +222,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m013_order_by_arrival", m013_order_by_arrival),
     ("m014_membership_log", m014_membership_log),
     ("m015_arrivals", m015_arrivals),
+    ("m016_ratings", m016_ratings),
 ]
 
 
@@ -324,6 +332,23 @@ class transaction:
         finally:
             if not self.fsync:
                 self.conn.execute("PRAGMA synchronous = FULL")
+
+
+def max_seq(db: sqlite_utils.Database) -> int:
+    """The newest update row's sequence number (0 for an empty store)."""
+    row = db.conn.execute("SELECT MAX(seq) FROM updates").fetchone()
+    return int(row[0] or 0)
+
+
+def ensure_epoch(db: sqlite_utils.Database) -> str:
+    """This store's epoch: made once, so peers can tell a reset store from the one they knew."""
+    with transaction(db) as conn:
+        row = conn.execute("SELECT value FROM covey_meta WHERE key = 'store_epoch'").fetchone()
+        if row:
+            return str(row[0])
+        epoch = new_id()
+        conn.execute("INSERT INTO covey_meta (key, value) VALUES ('store_epoch', ?)", [epoch])
+        return epoch
 
 
 def _read_only(path: Path) -> bool:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Self, TypeVar
+from typing import Self, TypeVar
 
 import sqlite_utils
 from loro import ExportMode, LoroDoc
@@ -28,14 +28,13 @@ from loro import ExportMode, LoroDoc
 from app.config import Paths
 from app.errors import InvalidUpdateError, UnknownConversationError
 from sync import arrivals, versions, wakeup
-from sync.db import open_database, transaction
-from sync.ids import new_id
+from sync.edits import Edit, Origin, StoreEvent
+from sync.db import ensure_epoch, max_seq, open_database, transaction
 from sync.sync_reads import SyncReads
 from sync.writers import WriterSlot, claim_writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Origin = Literal["local", "process", "remote"]
 #: Document ids: a conversation's 32 hex digits, or a short lowercase name ("household").
 DOC_ID = re.compile(r"[0-9a-f]{32}|[a-z][a-z0-9_-]{0,31}")
 #: Loaded documents kept in memory per process; the rest are reloaded from SQLite when used.
@@ -44,16 +43,6 @@ DOC_ID = re.compile(r"[0-9a-f]{32}|[a-z][a-z0-9_-]{0,31}")
 CACHED_DOCS = 256
 #: What a `except BaseException` around a loro call must let through untouched.
 NOT_LORO_ERRORS = (KeyboardInterrupt, SystemExit, GeneratorExit)
-
-
-@dataclass(frozen=True)
-class StoreEvent:
-    """A document changed: here ("local"), in another process ("process"), or by sync."""
-
-    doc_id: str
-    origin: Origin
-    message_ids: frozenset[str] | None = None  # None: anything may have changed
-    source: str | None = None  # the peer device an imported change came from
 
 
 @dataclass
@@ -77,9 +66,9 @@ class DocumentStore(SyncReads):
         self._docs: OrderedDict[str, _Loaded] = OrderedDict()
         self._listeners: list[Callable[[StoreEvent], None]] = []
         self._lock = threading.RLock()
-        self._polled_seq = self._max_seq()
+        self._polled_seq = max_seq(db)
         self._digest: tuple[object, str] | None = None
-        self.epoch = self._ensure_epoch()
+        self.epoch = ensure_epoch(db)
         # Whether commits wake this device's node in another process; off in the process that
         # hosts the node (it hears this store's events directly).
         self.nudges = True
@@ -136,24 +125,38 @@ class DocumentStore(SyncReads):
         `fsync=False` (tokens of an answer still streaming): the commit survives a crash of
         this process, as always, but waits for the disk only at the next synced commit.
         """
+        return self.write_many([Edit(doc_id, mutate, touched, create)], fsync)[0]
+
+    def write_many(self, edits: Sequence[Edit[T]], fsync: bool = True) -> list[T]:
+        """Several documents' edits in one transaction: all are on disk, or none (an import
+        commits a batch of conversations at once instead of paying a commit for each)."""
+        results: list[T] = []
+        entries: list[_Loaded] = []
         with self._lock:
             try:
                 with transaction(self.db, fsync=fsync) as conn:
-                    entry = self._entry(conn, doc_id, must_exist=not create)
-                    before = entry.doc.oplog_vv
-                    result = mutate(entry.doc)
-                    entry.doc.commit()
-                    data = entry.doc.export(ExportMode.Updates(before))
-                    self._append(conn, doc_id, entry, [data], touched)
+                    for edit in edits:
+                        entry = self._entry(conn, edit.doc_id, must_exist=not edit.create)
+                        before = entry.doc.oplog_vv
+                        results.append(edit.mutate(entry.doc))
+                        entry.doc.commit()
+                        data = entry.doc.export(ExportMode.Updates(before))
+                        self._append(conn, edit.doc_id, entry, [data], edit.touched)
+                        entries.append(entry)
             except BaseException:
-                # The in-memory document may hold operations that never reached the disk:
-                # forget it, the next use reloads what was really committed.
-                self._docs.pop(doc_id, None)
+                # The in-memory documents may hold operations that never reached the disk:
+                # forget them, the next use reloads what was really committed.
+                for edit in edits:
+                    self._docs.pop(edit.doc_id, None)
                 raise
-            self._maybe_compact(doc_id, entry)
-        self._emit(StoreEvent(doc_id, "local", frozenset(touched) if touched is not None else None))
-        self._nudge()
-        return result
+            for edit, entry in zip(edits, entries):
+                self._maybe_compact(edit.doc_id, entry)
+        for edit in edits:
+            touched = frozenset(edit.touched) if edit.touched is not None else None
+            self._emit(StoreEvent(edit.doc_id, "local", touched))
+        if edits:
+            self._nudge()
+        return results
 
     def _append(
         self, conn: sqlite3.Connection, doc_id: str, entry: _Loaded, blobs: Sequence[bytes],
@@ -332,10 +335,10 @@ class DocumentStore(SyncReads):
                 [self._polled_seq],
             ).fetchall()
             changed: set[str] = set()
-            for doc_id, max_seq in rows:
-                self._polled_seq = max(self._polled_seq, max_seq)
+            for doc_id, newest in rows:
+                self._polled_seq = max(self._polled_seq, newest)
                 entry = self._docs.get(doc_id)
-                if entry is not None and entry.seen_seq >= max_seq:
+                if entry is not None and entry.seen_seq >= newest:
                     continue  # our own write
                 if entry is not None:
                     self._entry(self.db.conn, doc_id, must_exist=False)
@@ -379,20 +382,3 @@ class DocumentStore(SyncReads):
         if count >= self.compact_after:
             self.compact(doc_id)
         entry.writes = 0
-
-    # -- store identity -------------------------------------------------------------------
-
-    def _max_seq(self) -> int:
-        row = self.db.conn.execute("SELECT MAX(seq) FROM updates").fetchone()
-        return int(row[0] or 0)
-
-    def _ensure_epoch(self) -> str:
-        with transaction(self.db) as conn:
-            row = conn.execute("SELECT value FROM covey_meta WHERE key = 'store_epoch'").fetchone()
-            if row:
-                return str(row[0])
-            epoch = new_id()
-            conn.execute("INSERT INTO covey_meta (key, value) VALUES ('store_epoch', ?)", [epoch])
-            return epoch
-
-

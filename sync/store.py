@@ -223,6 +223,31 @@ class Store(DocumentStore):
                 " AND status = 'done' ORDER BY created_at DESC LIMIT ?", [text, limit]).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def rate(self, conv_id: str, message_id: str, rating: str | None, note: str | None = None) -> None:
+        """Feedback on an answer: "up", "down", or None to take it back (synced, last wins)."""
+        if rating is not None and rating not in schema.RATINGS:
+            raise StoreError(f"a rating is one of {', '.join(schema.RATINGS)}, not {rating!r}")
+
+        def rate(doc: LoroDoc) -> None:
+            if schema.message_map(doc, message_id) is None:
+                raise StoreError(f"message {message_id} is not in conversation {conv_id}")
+            schema.set_rating(doc, message_id, rating, note, self.device_id, now_iso())
+
+        self.write(conv_id, rate, touched={message_id})
+
+    def resolve_message(self, id_or_prefix: str) -> tuple[str, str]:
+        """(conversation id, message id) of a message given its id or a unique prefix of it."""
+        prefix = id_or_prefix.strip().lower()
+        with self._lock:
+            found = view.resolve_message_prefix(self.db.conn, prefix) if prefix else []
+        if not found:
+            raise UnknownConversationError(
+                f"no message {id_or_prefix!r} (`covey show CONVERSATION -v` shows message ids)")
+        if len(found) > 1:
+            raise UnknownConversationError(
+                f"{id_or_prefix!r} matches several messages; give more of the id")
+        return found[0]
+
     def set_client(self, conv_id: str, client: str) -> None:
         """Which program made the conversation (an API key's name, say); shown by `show`."""
         self._set_meta(conv_id, client=client)

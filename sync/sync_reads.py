@@ -15,6 +15,7 @@ from loro import ExportMode, VersionVector
 
 from app.errors import InvalidUpdateError
 from sync import versions
+from sync.db import max_seq
 
 if TYPE_CHECKING:
     from sync.docstore import _Loaded
@@ -26,9 +27,6 @@ class SyncReads:
     _digest: tuple[object, str] | None
 
     def _entry(self, conn: sqlite3.Connection, doc_id: str, must_exist: bool = True) -> _Loaded:
-        raise NotImplementedError
-
-    def _max_seq(self) -> int:
         raise NotImplementedError
 
     # -- what sync uses -------------------------------------------------------------------
@@ -103,4 +101,4 @@ class SyncReads:
 
     def last_seq(self) -> int:
         with self._lock:
-            return self._max_seq()
+            return max_seq(self.db)

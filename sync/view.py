@@ -63,8 +63,8 @@ def refresh(conn: sqlite3.Connection, conv: Conversation, touched: Iterable[str]
         # A conversation new to this view (a catch-up brings thousands): one plain insert.
         conn.executemany(
             "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
-            " model, status, parent_id, requested_by, attempts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            " model, status, parent_id, requested_by, attempts, rating, rating_note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
             [_row(conv.id, position, m) for position, m in enumerate(conv.messages)])
         conn.execute("INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages"
                      " WHERE conversation_id = ?", [conv.id])
@@ -87,28 +87,32 @@ def _upsert_message(conn: sqlite3.Connection, conv_id: str, position: int, m: Me
     if conn.execute("SELECT 1 FROM messages WHERE id = ?", [m.id]).fetchone() is None:
         cur = conn.execute(
             "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
-            " model, status, parent_id, requested_by, attempts)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(conv_id, position, m))
+            " model, status, parent_id, requested_by, attempts, rating, rating_note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(conv_id, position, m))
         conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
                      [cur.lastrowid, m.text])
         return
     # ON CONFLICT … DO UPDATE (not INSERT OR REPLACE) so the FTS update trigger fires.
     conn.execute(
         "INSERT INTO messages (id, conversation_id, position, role, text, created_at, device,"
-        " model, status, parent_id, requested_by, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " model, status, parent_id, requested_by, attempts, rating, rating_note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET position = excluded.position, text = excluded.text,"
         " status = excluded.status, model = excluded.model, device = excluded.device,"
-        " requested_by = excluded.requested_by, attempts = excluded.attempts"
+        " requested_by = excluded.requested_by, attempts = excluded.attempts,"
+        " rating = excluded.rating, rating_note = excluded.rating_note"
         " WHERE messages.text IS NOT excluded.text OR messages.status IS NOT excluded.status"
         " OR messages.position IS NOT excluded.position OR messages.device IS NOT excluded.device"
-        " OR messages.attempts IS NOT excluded.attempts OR messages.model IS NOT excluded.model",
+        " OR messages.attempts IS NOT excluded.attempts OR messages.model IS NOT excluded.model"
+        " OR messages.rating IS NOT excluded.rating"
+        " OR messages.rating_note IS NOT excluded.rating_note",
         _row(conv_id, position, m),
     )
 
 
 def _row(conv_id: str, position: int, m: Message) -> list[object]:
     return [m.id, conv_id, position, m.role, m.text, m.created_at, m.device, m.model, m.status,
-            m.parent_id, m.requested_by, m.attempts]
+            m.parent_id, m.requested_by, m.attempts, m.rating, m.rating_note]
 
 
 def list_conversations(
@@ -141,7 +145,7 @@ def get_conversation(conn: sqlite3.Connection, conv_id: str) -> ConversationRow 
 def messages_of(conn: sqlite3.Connection, conv_id: str) -> list[Message]:
     rows = conn.execute(
         "SELECT id, role, text, created_at, device, model, status, parent_id, requested_by,"
-        " attempts FROM messages"
+        " attempts, rating, rating_note FROM messages"
         " WHERE conversation_id = ? ORDER BY position",
         [conv_id],
     )
@@ -155,6 +159,15 @@ def resolve_prefix(conn: sqlite3.Connection, prefix: str) -> list[str]:
         "SELECT id FROM conversations WHERE id LIKE ? ESCAPE '\\' LIMIT 2", [escaped + "%"]
     )
     return [r[0] for r in rows]
+
+
+def resolve_message_prefix(conn: sqlite3.Connection, prefix: str) -> list[tuple[str, str]]:
+    """(conversation id, message id) of messages whose id starts with `prefix` (at most 2)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = conn.execute(
+        "SELECT conversation_id, id FROM messages WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+        [escaped + "%"])
+    return [(r[0], r[1]) for r in rows]
 
 
 def search(conn: sqlite3.Connection, words: str, limit: int = 20) -> list[SearchHit]:

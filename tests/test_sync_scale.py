@@ -34,7 +34,7 @@ def imported(device: Device, tmp_path: Path, n: int, messages: int, seed: int,
                           label=f"{device.name} ")
     out = device.covey("import", str(export))
     assert out.returncode == 0, out.stderr
-    assert f"imported {n} conversation(s)" in out.stdout
+    assert f"imported {n:,} conversation(s)" in out.stdout
 
 
 def no_tracebacks(*devs: Device) -> None:
