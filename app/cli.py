@@ -220,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench_clone.add_argument("--messages", type=_positive_int, default=20, metavar="N",
                              help="messages per conversation (default 20)")
 
+    bench_import = bench_sub.add_parser(
+        "import", parents=[common],
+        help="import a generated ChatGPT export and the same as covey JSON: seconds, peak memory")
+    bench_import.add_argument("--json", action="store_true", help="print JSON")
+    bench_import.add_argument("--conversations", type=_positive_int, default=10_000, metavar="N",
+                              help="conversations in the export (default 10000)")
+    bench_import.add_argument("--messages", type=_positive_int, default=20, metavar="N",
+                              help="messages per conversation (default 20)")
+
     bench_delegate = bench_sub.add_parser(
         "delegate", parents=[common],
         help="lag per token and throughput of a generation run on another device (loopback)")

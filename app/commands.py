@@ -154,6 +154,12 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
         print_report(bench_warm.run(ctx.config.model, rounds=args.rounds,
                                     progress=None if args.json else _say), args.json)
         return 0
+    if args.bench_target == "import":
+        from app import bench_import
+
+        print_report(bench_import.run(args.conversations, args.messages,
+                                      progress=None if args.json else sys.stderr), args.json)
+        return 0
     if args.bench_target == "clone":
         from app import bench_clone
 

@@ -1,12 +1,9 @@
 """The chat pane: the open conversation's thread, its branches, and generating answers.
 
 A conversation is a tree (each message names its parent): regenerating adds an answer beside
-the old one, editing a prompt adds a prompt beside it. The pane shows one thread, from the top
-to `leaf_id`; ← / → on a message switch to its other branches, and nothing is ever replaced.
-
-Generation runs in a worker thread (one at a time, cancellable). It answers here, or hands the
-job to another device (settings: where to run) and watches the answer arrive through sync. The
-thread posts pieces as messages; the screen re-renders at most every 50 ms.
+the old one, editing a prompt adds a prompt beside it; ← / → on a message switch branches, + / -
+rate an answer. Generation runs in a worker thread (one at a time, cancellable), here or handed
+to another device (Settings); pieces are posted as messages, re-rendered at most every 50 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from textual.widgets import Static
 from app.assistant import Assistant, Turn
 from app.context import Context
 from app.errors import CoveyError
+from app.ui.feedback import toggle_rating
 from app.ui.widgets import MessageView, PromptArea
 from models.base import GenerationParams
 from sync import household
@@ -185,6 +183,9 @@ class ChatPane(Vertical):
             self.prompt.focus()
             self.notify("Editing: Enter sends it as a new branch (the old one stays); "
                         "Esc cancels.")
+        elif event.action in ("rate_up", "rate_down") and self.conversation_id:
+            self.notify(toggle_rating(self.ctx.store, self.conversation_id, message,
+                                      event.action.removeprefix("rate_")))
         elif event.action in ("previous", "next"):
             self.switch_branch(message.id, -1 if event.action == "previous" else 1)
         elif event.action == "up" and at > 0:

@@ -48,6 +48,8 @@ class MessageView(Vertical, can_focus=True):
         Binding("e", "act('edit')", "Edit & branch"),
         Binding("left", "act('previous')", "‹ Branch"),
         Binding("right", "act('next')", "Branch ›"),
+        Binding("plus", "act('rate_up')", "+ Good"),
+        Binding("minus", "act('rate_down')", "- Bad"),
         Binding("up", "act('up')", "Up", show=False),
         Binding("down", "act('down')", "Down", show=False),
     ]
@@ -79,6 +81,9 @@ class MessageView(Vertical, can_focus=True):
             parts.append("taken over")
         if m.status != "done":
             parts.append(f"[{m.status}]")
+        if m.rating:
+            parts.append(("▲ good" if m.rating == "up" else "▼ bad")
+                         + (f": {m.rating_note}" if m.rating_note else ""))
         index, count = self.branch
         if count > 1:
             parts.append(f"‹ {index}/{count} ›")
@@ -89,6 +94,8 @@ class MessageView(Vertical, can_focus=True):
         what = parameters[0] if parameters else None
         if action == "act" and what == "edit":
             return self.message.role == "user"
+        if action == "act" and what in ("rate_up", "rate_down"):  # feedback is on answers
+            return self.message.role == "assistant" and self.message.status != "streaming"
         if action == "act" and what == "previous":
             return self.branch[0] > 1
         if action == "act" and what == "next":
@@ -110,7 +117,7 @@ class MessageView(Vertical, can_focus=True):
             message = replace(message, text=self.message.text)
         changed = message.text != self.message.text
         self.message, self.branch = message, branch
-        self.query_one(".caption", Label).update(self._caption())
+        self.query_one(".caption", Label).update(self._caption())  # (status, rating, branch)
         self.refresh_bindings()
         if changed:
             self.query_one(Markdown).update(keep_line_breaks(message.text) or "…")
