@@ -100,6 +100,10 @@ class ChatGPTSource:
                         yield conv
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 raise ImportFormatError(f"{name} in {self.path.name} is damaged ({exc})") from None
+            except ImportFormatError as exc:
+                if self.path.is_dir() or self.path.suffix.lower() == ".json":
+                    raise
+                raise ImportFormatError(f"{name} in {self.path.name} is damaged ({exc})") from None
             self._current = None
             self._done += size
 

@@ -186,6 +186,7 @@ class ChatPane(Vertical):
         elif event.action in ("rate_up", "rate_down") and self.conversation_id:
             self.notify(toggle_rating(self.ctx.store, self.conversation_id, message,
                                       event.action.removeprefix("rate_")))
+            self.show(keep_place=True)  # (the app shows its own writes itself)
         elif event.action in ("previous", "next"):
             self.switch_branch(message.id, -1 if event.action == "previous" else 1)
         elif event.action == "up" and at > 0:
