@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/covey bench clone
 	$(BIN)/covey bench api
 	$(BIN)/covey bench warm
+	$(BIN)/covey bench import
 	$(BIN)/python tests/bench_scale.py
 
 clean:

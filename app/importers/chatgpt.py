@@ -186,9 +186,9 @@ def _text(kind: Any, content: dict[str, Any], tally: Tally) -> str | None:
             if isinstance(part, str):
                 out.append(part)
             elif isinstance(part, dict):
-                what = text_of(part.get("content_type")) or "attachment"
-                tally.skip(f"{what.replace('_', ' ')} parts (kept as a [marker])")
-                out.append(f"[{what.removesuffix('_asset_pointer')}]")
+                what = (text_of(part.get("content_type")) or "attachment").removesuffix("_asset_pointer")
+                tally.skip(f"{what.replace('_', ' ')} parts (kept as [{what}])")
+                out.append(f"[{what}]")
         return "\n".join(p for p in out if p)
     if kind == "code" and isinstance(content.get("text"), str):
         language = text_of(content.get("language"))

@@ -48,8 +48,8 @@ class MessageView(Vertical, can_focus=True):
         Binding("e", "act('edit')", "Edit & branch"),
         Binding("left", "act('previous')", "‹ Branch"),
         Binding("right", "act('next')", "Branch ›"),
-        Binding("plus", "act('rate_up')", "+ Good"),
-        Binding("minus", "act('rate_down')", "- Bad"),
+        Binding("plus", "act('rate_up')", "Good"),
+        Binding("minus", "act('rate_down')", "Bad"),
         Binding("up", "act('up')", "Up", show=False),
         Binding("down", "act('down')", "Down", show=False),
     ]
