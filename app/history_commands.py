@@ -38,8 +38,8 @@ def _import(ctx: Context, path: Path, fmt: str | None) -> int:
         restore_many(ctx.store, _watched(source.conversations(tally), line), tally)
     except CoveyError as exc:
         if tally.new_conversations or tally.new_messages:  # each stored whole: say so
-            exc.args = (f"{exc} (the {tally.new_conversations:,} new conversation(s) read before "
-                        "it were imported whole; importing again adds only the rest)",)
+            exc.args = ((f"{exc} (the {tally.new_conversations:,} new conversation(s) read "
+                         "before it were imported whole; importing again adds only the rest)"),)
         raise
     finally:
         if line is not None:

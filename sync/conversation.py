@@ -188,7 +188,9 @@ def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
     if meta.get("id") != doc_id:
         return None
     raw_messages = value.get("messages")
-    ratings = value.get("ratings") if isinstance(value.get("ratings"), dict) else {}
+    ratings: dict[str, Any] = value.get("ratings") or {}
+    if not isinstance(ratings, dict):
+        ratings = {}
     messages: list[Message] = []
     seen: set[str] = set()
     for m in map(_message, raw_messages if isinstance(raw_messages, list) else []):

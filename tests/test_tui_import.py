@@ -37,7 +37,7 @@ async def test_an_imported_tree_is_navigable_and_answers_can_be_rated(tmp_path: 
         views[1].focus()
         await pilot.press("left")  # the first answer to the Porto prompt
         await wait_until(pilot, lambda: texts(app) == ["Plan a trip to Porto", "Day 1: Ribeira."])
-        list(app.query(MessageView))[0].focus()
+        app.query(MessageView).first().focus()
         await pilot.press("left")  # the prompt before it was edited
         await wait_until(pilot, lambda: texts(app) == ["Plan a trip to Lisbon", "Day 1: Alfama."])
         await pilot.press("right")
@@ -45,7 +45,7 @@ async def test_an_imported_tree_is_navigable_and_answers_can_be_rated(tmp_path: 
         answer = list(app.query(MessageView))[1]
         answer.focus()
         await pilot.press("plus")
-        rated = lambda: ctx.store.conversation(trip).message(answer.message.id)  # noqa: E731
+        rated = lambda: ctx.store.conversation(trip).message(answer.message.id)
         await wait_until(pilot, lambda: rated().rating == "up" and "▲ good" in caption(
             list(app.query(MessageView))[1]))
         await pilot.press("plus")  # the same key again takes it back
@@ -53,7 +53,7 @@ async def test_an_imported_tree_is_navigable_and_answers_can_be_rated(tmp_path: 
         await pilot.press("minus")
         await wait_until(pilot, lambda: rated().rating == "down" and "▼ bad" in caption(
             list(app.query(MessageView))[1]))
-        list(app.query(MessageView))[0].focus()
+        app.query(MessageView).first().focus()
         await pilot.press("plus")  # a prompt is not rated
         await pilot.pause(0.2)
         assert all(m.rating is None for m in ctx.store.conversation(trip).messages

@@ -6,6 +6,7 @@ source streams conversations, `writer.restore_many` stores them.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import ijson
@@ -18,7 +19,7 @@ from app.importers.covey_json import CoveySource
 from app.importers.llm_logs import LlmLogsSource
 from app.importers.openwebui import OpenWebUISource
 
-FORMATS = {"covey": CoveySource, "chatgpt": ChatGPTSource, "llm": LlmLogsSource,
+FORMATS: dict[str, Callable[[Path], Source]] = {"covey": CoveySource, "chatgpt": ChatGPTSource, "llm": LlmLogsSource,
            "openwebui": OpenWebUISource}
 KNOWN = ("covey's JSON export, a ChatGPT export (.zip or folder), an Open WebUI export "
          "(.json) or simonw/llm's logs.db")
@@ -35,7 +36,7 @@ def open_source(path: Path, fmt: str | None = None) -> Source:
             raise UsageError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
         if fmt != "chatgpt" and path.is_dir():
             raise UsageError(f"{path} is a folder; only a ChatGPT export can be a folder")
-        return FORMATS[fmt](path)  # type: ignore[no-any-return]
+        return FORMATS[fmt](path)
     if path.is_dir():
         if is_export(path):
             return ChatGPTSource(path)

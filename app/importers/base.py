@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sync.conversation import Conversation, Message
 
@@ -135,6 +135,15 @@ def count_branches(messages: list[Message]) -> int:
 
 def text_of(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """`value` if it is an object, else an empty one (a source's fields may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 Reporter = Callable[[Tally, float], None]

@@ -19,7 +19,16 @@ from typing import IO, Any
 from app.errors import ImportFormatError
 from app.importers import jsonstream
 from app.importers.base import (
-    EPOCH, Node, Tally, count_branches, flatten, iso_from_epoch, stable_id, text_of,
+    EPOCH,
+    Node,
+    Tally,
+    as_dict,
+    as_list,
+    count_branches,
+    flatten,
+    iso_from_epoch,
+    stable_id,
+    text_of,
 )
 from sync.conversation import Conversation, Message
 
@@ -148,10 +157,10 @@ def _message(raw: Any, ident: str, fallback_time: str, tally: Tally) -> Message 
     if not isinstance(raw, dict):
         tally.skip("malformed messages")
         return None
-    author = raw.get("author") if isinstance(raw.get("author"), dict) else {}
+    author = as_dict(raw.get("author"))
     role = author.get("role")
-    metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
-    content = raw.get("content") if isinstance(raw.get("content"), dict) else {}
+    metadata = as_dict(raw.get("metadata"))
+    content = as_dict(raw.get("content"))
     kind = content.get("content_type")
     if metadata.get("is_visually_hidden_from_conversation"):
         tally.skip("hidden system messages")
@@ -180,7 +189,7 @@ def _message(raw: Any, ident: str, fallback_time: str, tally: Tally) -> Message 
 def _text(kind: Any, content: dict[str, Any], tally: Tally) -> str | None:
     """The words of a message; other parts are kept as a marker (counted) or left out."""
     if kind in ("text", "multimodal_text"):
-        parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+        parts = as_list(content.get("parts"))
         out: list[str] = []
         for part in parts:
             if isinstance(part, str):

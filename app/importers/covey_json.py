@@ -22,7 +22,6 @@ from sync.conversation import Conversation, Message
 from sync.docstore import DOC_ID
 
 
-
 class CoveySource:
     label = "covey export"
 

@@ -15,7 +15,15 @@ from typing import IO, Any
 from app.errors import ImportFormatError
 from app.importers import jsonstream
 from app.importers.base import (
-    EPOCH, Node, Tally, count_branches, flatten, iso_from_epoch, stable_id, text_of,
+    EPOCH,
+    Node,
+    Tally,
+    as_dict,
+    count_branches,
+    flatten,
+    iso_from_epoch,
+    stable_id,
+    text_of,
 )
 from sync.conversation import Conversation, Message
 
@@ -54,7 +62,7 @@ def convert(raw: Any, tally: Tally) -> Conversation | None:
     if not source_id:
         source_id = stable_id(text_of(raw.get("title")), repr(raw.get("created_at")))
     created = iso_from_epoch(raw.get("created_at", chat.get("timestamp")), EPOCH)
-    history = chat.get("history") if isinstance(chat.get("history"), dict) else {}
+    history = as_dict(chat.get("history"))
     raw_messages = history.get("messages")
     nodes: dict[str, Node] = {}
     current: str | None = text_of(history.get("currentId")) or None
@@ -89,7 +97,7 @@ def convert(raw: Any, tally: Tally) -> Conversation | None:
     tally.conversations += 1
     tally.messages += len(messages)
     tally.branches += count_branches(messages)
-    params = chat.get("params") if isinstance(chat.get("params"), dict) else {}
+    params = as_dict(chat.get("params"))
     system = text_of(params.get("system")) or text_of(chat.get("system"))
     title = text_of(raw.get("title")) or text_of(chat.get("title"))
     return Conversation(
