@@ -45,10 +45,13 @@ def _import(ctx: Context, path: Path, fmt: str | None) -> int:
         if line is not None:
             line.clear()
     print(f"{source.label}: {_counts(tally)}")
-    nothing = not tally.new_messages and not tally.new_conversations
+    nothing = not (tally.new_messages or tally.new_conversations or tally.updated)
+    detail = [f"{tally.new_conversations:,} new conversation(s)"] if tally.new_conversations else []
+    if tally.updated:
+        detail.append(f"{tally.updated:,} brought back to the file's ratings or undeleted")
     print(f"imported {tally.conversations:,} conversation(s), {tally.new_messages:,} new "
           f"message(s)" + (": nothing new" if nothing else
-                           f" ({tally.new_conversations:,} new conversation(s))"))
+                           f" ({'; '.join(detail)})" if detail else ""))
     if tally.skipped:
         print("left out or marked: " + ", ".join(
             f"{n:,} {reason}" for reason, n in tally.skipped.most_common()))

@@ -102,6 +102,37 @@ def test_a_logs_db_made_by_llm_itself_imports_faithfully(tmp_path: Path) -> None
     llm("-c", "And one more")
     assert "2 new message(s)" in imported(home, db)
     assert len(history(home)) == 2
+    # A fork, made with llm's own API: from the first answer, another question. It is a branch
+    # of the same conversation, and the one shown (the thread used last).
+    import sqlite_utils
+    from llm.logs import LogStore
+    from llm.parts import Message, TextPart
+
+    logs_db = sqlite_utils.Database(db)
+    thread, _ = logs_db.execute("SELECT id, tip_message_hash FROM threads"
+                                  " WHERE name = 'Say hi to the kitchen'").fetchone()
+    first_answer = logs_db.execute(
+        "SELECT hash FROM messages WHERE role = 'assistant' AND parent_hash ="
+        " (SELECT hash FROM messages WHERE parent_hash IS NOT NULL AND role = 'user'"
+        "  AND hash IN (SELECT message_hash FROM parts WHERE text = 'Say hi to the kitchen'))"
+    ).fetchone()[0]
+    store = LogStore(logs_db)
+    fork = store.fork(first_answer, name="kitchen, then the hall", forked_from=thread)
+    store.append(fork, [Message("user", [TextPart(text="What about the hall?")]),
+                        Message("assistant", [TextPart(text="Hello, hall.")])])
+    logs_db.conn.close()
+    out = imported(home, db)
+    assert "2 new message(s)" in out and "1 branches" in out
+    kitchen = by_title(home)["Say hi to the kitchen"]
+    assert thread_to(kitchen)[-2:] == [("user", "What about the hall?"), ("assistant", "Hello, hall.")]
+    assert thread_to(kitchen)[:2] == [("user", "Say hi to the kitchen"), expected_first_answer(logs)]
+    assert len(history(home)) == 2
+
+
+def expected_first_answer(logs: list[dict[str, Any]]) -> tuple[str, str]:
+    first = min((e for e in logs if e["prompt"] == "Say hi to the kitchen"),
+                key=lambda e: e["datetime_utc"])
+    return ("assistant", first["response"])
 
 
 def test_the_older_responses_table_of_llm_imports_by_conversation(tmp_path: Path) -> None:
@@ -262,3 +293,39 @@ def test_the_importer_can_be_named(tmp_path: Path) -> None:
     assert wrong.returncode == 0 and "2 chats" not in wrong.stdout
     assert "conversations without a readable mapping" in wrong.stdout
     assert history(tmp_path / "w") == []
+
+
+def test_ratings_travel_in_json_and_become_finetuning_lines(tmp_path: Path) -> None:
+    home = tmp_path / "covey"
+    imported(home, write_chatgpt(tmp_path / "x", "zip"))
+    trip = by_title(home)["Trip planning"]
+    ids = {m["text"]: m["id"] for m in trip["messages"]}
+    assert run_covey("rate", ids["Day 1: Alfama."], "up", "--note", "short", home=home).returncode == 0
+    assert run_covey("rate", ids["Day 2: Livraria Lello."], "up", home=home).returncode == 0
+    assert run_covey("rate", ids["Day 1: Ribeira."], "down", home=home).returncode == 0
+    not_an_answer = run_covey("rate", ids["And day 2?"], "up", home=home)
+    assert not_an_answer.returncode != 0 and "only answers are rated" in not_an_answer.stderr
+    out = run_covey("export", "--format", "finetune", home=home)
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert lines == [
+        {"messages": [{"role": "user", "content": "Plan a trip to Lisbon"},
+                      {"role": "assistant", "content": "Day 1: Alfama.", "weight": 1}]},
+        {"messages": [{"role": "user", "content": "Plan a trip to Porto"},
+                      {"role": "assistant", "content": "Day 1: the Douro valley.", "weight": 0},
+                      {"role": "user", "content": "And day 2?"},
+                      {"role": "assistant", "content": "Day 2: Livraria Lello.", "weight": 1}]}]
+    down = run_covey("export", "--format", "finetune", "--rating", "down", home=home).stdout
+    assert [json.loads(x)["messages"][-1]["content"] for x in down.splitlines()] == ["Day 1: Ribeira."]
+    dump = tmp_path / "all.json"
+    assert run_covey("export", "--format", "json", "-o", str(dump), home=home).returncode == 0
+    other = tmp_path / "other"
+    imported(other, dump)
+    again = {m["text"]: (m["rating"], m["rating_note"]) for m in by_title(other)["Trip planning"]["messages"]}
+    assert again["Day 1: Alfama."] == ("up", "short") and again["Day 1: Ribeira."] == ("down", None)
+    assert again["Plan a trip to Porto"] == (None, None)
+    shown_text = run_covey("show", trip["id"], home=other).stdout
+    assert "[rated up]" in shown_text
+    # A rating changed since the export is brought back to the export's by importing it again.
+    assert run_covey("rate", ids["Day 1: Alfama."], "clear", home=other).returncode == 0
+    assert "nothing new" not in imported(other, dump)
+    assert by_title(other)["Trip planning"]["messages"][1]["rating"] == "up"

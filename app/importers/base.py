@@ -28,6 +28,7 @@ class Tally:
     branches: int = 0  # alternatives: edited prompts and regenerated answers
     new_conversations: int = 0
     new_messages: int = 0
+    updated: int = 0  # conversations already here whose ratings changed, or that were deleted
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> how many
 
     def skip(self, reason: str, count: int = 1) -> None:

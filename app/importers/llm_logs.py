@@ -186,8 +186,10 @@ class LlmLogsSource:
                 continue
             node.message = Message(stable_id(SOURCE, origin, h), role, text, when[h],
                                    model=model.get(h) if role == "assistant" else None)
-        latest = calls[-1][1] if calls else threads[origin][2]
-        messages = flatten(nodes, latest)
+        # Shown: the tip of the thread used last (its newest turn, or its making: a fork).
+        def used(tid: str) -> str:
+            return max([_iso(threads[tid][4])] + [_iso(t[3]) for t in turns.get(tid, [])])
+        messages = flatten(nodes, threads[max(members, key=lambda t: (used(t), t))][2])
         if not messages:
             tally.skip("threads with no messages")
             return None

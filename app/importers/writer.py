@@ -75,18 +75,19 @@ def restore_many(store: Store, conversations: Iterable[Conversation], tally: Tal
     """
     edits: list[Edit[None]] = []
     pending: set[str] = set()
-    new_messages = new_conversations = 0
+    new_messages = new_conversations = updated = 0
 
     def flush() -> None:
-        nonlocal new_messages, new_conversations
-        todo, added, created = list(edits), new_messages, new_conversations
+        nonlocal new_messages, new_conversations, updated
+        todo, counts = list(edits), (new_messages, new_conversations, updated)
         edits.clear()  # (cleared first: a failed write is not tried again by the `finally`)
         pending.clear()
-        new_messages = new_conversations = 0
+        new_messages = new_conversations = updated = 0
         if todo:
             store.write_many(todo)
-            tally.new_messages += added
-            tally.new_conversations += created
+            tally.new_messages += counts[0]
+            tally.new_conversations += counts[1]
+            tally.updated += counts[2]
         after_batch()
 
     try:
@@ -101,6 +102,7 @@ def restore_many(store: Store, conversations: Iterable[Conversation], tally: Tal
             pending.add(conv.id)
             new_messages += added
             new_conversations += 1 if edit.create else 0
+            updated += 1 if not edit.create and not added else 0
             if len(edits) >= batch:
                 flush()
     finally:
