@@ -197,6 +197,12 @@ class Store(DocumentStore):
             raise UnknownConversationError(f"no conversation {conv_id}")
         return row
 
+    def ratings(self, conv_id: str) -> dict[str, tuple[str | None, str | None]] | None:
+        """Message id → (rating, note) of a listed conversation, from the view (no document
+        is loaded: an import asks this of every conversation); None if it is not listed."""
+        with self._lock:
+            return view.ratings_of(self.db.conn, conv_id)
+
     def messages(self, conv_id: str) -> list[Message]:
         self.summary(conv_id)
         with self._lock:

@@ -152,6 +152,16 @@ def messages_of(conn: sqlite3.Connection, conv_id: str) -> list[Message]:
     return [Message(*r) for r in rows]
 
 
+def ratings_of(conn: sqlite3.Connection, conv_id: str) -> dict[str, tuple[str | None, str | None]] | None:
+    """Each message id of a listed conversation with its (rating, note); None if it is not
+    listed (unknown, or deleted)."""
+    if conn.execute("SELECT 1 FROM conversations WHERE id = ?", [conv_id]).fetchone() is None:
+        return None
+    rows = conn.execute("SELECT id, rating, rating_note FROM messages WHERE conversation_id = ?",
+                        [conv_id])
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def resolve_prefix(conn: sqlite3.Connection, prefix: str) -> list[str]:
     """Ids of conversations that start with `prefix` (at most 2: enough to say 'ambiguous')."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -101,6 +101,10 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
             {"id": "1" * 32, "title": "T", "created_at": "2026-01-01", "messages": [
                 {"id": "m", "role": "assistant", "text": "x", "created_at": "2026-01-01",
                  "rating": "meh"}]}]})), "unknown rating"),
+    "covey JSON naming the household document": (_write("c.json", json.dumps({
+        "format": "covey-export", "version": 1, "conversations": [
+            {"id": "household", "title": "T", "created_at": "2026-01-01", "messages": []}]})),
+        "not a conversation id"),
     "a folder that is not an export": (_folder_without_export, "without conversations.json"),
     "a missing file": (lambda tmp: tmp / "nowhere.zip", "cannot read"),
 }

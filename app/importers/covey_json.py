@@ -7,6 +7,7 @@ error naming it, since the file was written by covey and a mistake in it is wort
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -19,7 +20,10 @@ from app.importers import jsonstream
 from app.importers.base import Tally, count_branches
 from sync import conversation as schema
 from sync.conversation import Conversation, Message
-from sync.docstore import DOC_ID
+
+
+#: covey's conversation ids (other document ids, such as the household's, are not imported).
+CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class CoveySource:
@@ -106,7 +110,7 @@ def conversation(raw: Any, index: int) -> Conversation:
     conv = Conversation(**_fields(Conversation, raw, where, skip="messages"), messages=messages)
     if not isinstance(conv.id, str) or not conv.id or not isinstance(conv.created_at, str):
         raise ImportFormatError(f"{where} lacks an id or created_at")
-    if not DOC_ID.fullmatch(conv.id):
+    if not CONVERSATION_ID.fullmatch(conv.id):
         raise ImportFormatError(f"{where}: {conv.id[:40]!r} is not a conversation id")
     if not isinstance(conv.title, str):
         raise ImportFormatError(f"{where}: \"title\" must be text")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from loro import LoroDoc
 
+from app.errors import ImportFormatError
 from app.importers.base import Tally
 from sync import conversation as schema
 from sync.conversation import Conversation, Message
@@ -28,13 +29,18 @@ def _edit(store: Store, conv: Conversation) -> tuple[Edit[None], int] | None:
     """The edit that brings `conv` into the store and how many messages it adds; None if the
     store already holds all of it."""
     exists = bool(store.version_vector(conv.id))  # (an index lookup: imports are big)
-    current = store.conversation_document(conv.id) if exists else None
-    present = {m.id: m for m in current.messages} if current else {}
+    present = store.ratings(conv.id) if exists else {}
+    deleted = False
+    if present is None:  # stored but not listed: deleted (or not a conversation at all)
+        current = store.conversation_document(conv.id)
+        if current is None:
+            raise ImportFormatError(f"{conv.title!r}: its id {conv.id} is taken by a document "
+                                    "that is not a conversation")
+        present = {m.id: (m.rating, m.rating_note) for m in current.messages}
+        deleted = current.deleted
     new = [m for m in conv.messages if m.id not in present]
-    rated = [m for m in conv.messages if m.rating and (
-        m.id not in present or (present[m.id].rating, present[m.id].rating_note)
-        != (m.rating, m.rating_note))]
-    if current is not None and not new and not rated and not current.deleted:
+    rated = [m for m in conv.messages if m.rating and present.get(m.id) != (m.rating, m.rating_note)]
+    if exists and not new and not rated and not deleted:
         return None
 
     def apply(doc: LoroDoc) -> None:
@@ -46,7 +52,7 @@ def _edit(store: Store, conv: Conversation) -> tuple[Edit[None], int] | None:
             schema.set_meta(doc, title_source=conv.title_source, archived=conv.archived)
             extra = {"client": conv.client, "model": conv.model}
             schema.set_meta(doc, **{k: v for k, v in extra.items() if v})
-        if current is None or current.deleted:  # importing a deleted conversation restores it
+        if deleted:  # importing a deleted conversation restores it
             schema.set_meta(doc, deleted=False)
         for message in new:
             schema.append_message(doc, _plain(message))
