@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def ask(ctx: Context, args: argparse.Namespace) -> int:
     prompt = " ".join(args.prompt)
-    from app.commands import read_stdin
+    from app.console import read_stdin
 
     piped = read_stdin()
     if piped:

@@ -59,7 +59,7 @@ class Assistant:
             "seed": self.config.seed,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        params = GenerationParams(**values)  # type: ignore[arg-type]
+        params = GenerationParams(**values)  # type: ignore[arg-type]  # (its own fields, by name)
         # Refused now, before anything is written: a refused request leaves nothing behind.
         pipeline.check_room(self.model, params)
         return params

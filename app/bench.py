@@ -10,9 +10,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from app.assistant import Assistant
@@ -53,10 +53,10 @@ def bench_model(ctx: Context, max_tokens: int, rounds: int, progress: TextIO | N
 
     def raw_run(on_piece: Callable[[str], None]) -> None:
         stream = raw_llm.create_chat_completion(
-            messages=PROMPT,  # type: ignore[arg-type]
+            messages=PROMPT,  # type: ignore[arg-type]  # (llama-cpp's per-role TypedDicts)
             max_tokens=max_tokens, temperature=0.0, top_p=params.top_p, seed=1, stream=True,
         )
-        for chunk in stream:  # type: ignore[union-attr]
+        for chunk in stream:
             piece = _delta_text(chunk)
             if piece:
                 on_piece(piece)

@@ -20,18 +20,18 @@ import random
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from loro import ExportMode, LoroDoc
 
 from app.config import Paths
+from sync import view
 from sync.store import HOUSEHOLD_DOC, Store
 
 CODE = "5-amber-anchor"
@@ -120,16 +120,7 @@ def start_serve(home: Path, ready: Callable[[str], bool],
 
 def conversations_in(home: Path) -> int:
     """How many conversations a home's view holds, read without opening (or locking) a store."""
-    db = home / "covey.db"
-    if not db.exists():
-        return 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-    finally:
-        conn.close()
+    return view.count_in_file(home / "covey.db")
 
 
 def _rss_mb(pid: int) -> float:

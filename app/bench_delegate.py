@@ -75,10 +75,9 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
     def on_a(event: StoreEvent) -> None:
         if event.doc_id == ref.conversation_id and event.origin == "remote":
             # the view row was refreshed in the import's transaction: a cheap, honest read
-            row = a.store.db.conn.execute(
-                "SELECT length(text) FROM messages WHERE id = ?", [ref.answer_id]).fetchone()
-            if row is not None:
-                seen.append((time.perf_counter(), int(row[0])))
+            length = a.store.text_length(ref.answer_id)
+            if length is not None:
+                seen.append((time.perf_counter(), length))
 
     unsubscribe = a.store.subscribe(on_a)
 

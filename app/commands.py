@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 
 from app import history_commands
+from app.console import print_report, say
 from app.context import Context
 from app.errors import UsageError
+
+Handler = Callable[[Context, argparse.Namespace], int]
 
 
 def run(args: argparse.Namespace) -> int:
     ctx = Context(model=getattr(args, "model", None))
     try:
         handler = HANDLERS[args.command or "ui"]
-        return handler(ctx, args)
+        return int(handler(ctx, args))
     finally:
         ctx.close()
 
@@ -39,20 +43,6 @@ def cancel(ctx: Context, args: argparse.Namespace) -> int:
             stopped += 1
     print(f"cancelled {stopped} running answer(s) in {conv_id[:12]}")
     return 0
-
-
-def read_stdin() -> str:
-    """Text piped into covey ('' for a terminal); non-UTF-8 bytes are a clear error."""
-    if sys.stdin is None or sys.stdin.isatty():
-        return ""
-    data = sys.stdin.buffer.read()
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"stdin is not UTF-8 text (bad byte at position {exc.start}); convert it first, "
-            "e.g. with iconv"
-        ) from None
 
 
 def history(ctx: Context, args: argparse.Namespace) -> int:
@@ -101,7 +91,7 @@ def rm(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _recovery(name: str):  # type: ignore[no-untyped-def]
+def _recovery(name: str) -> Handler:
     def handler(ctx: Context, args: argparse.Namespace) -> int:
         from app import recovery
 
@@ -120,20 +110,6 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def print_report(report: dict[str, object], as_json: bool) -> None:
-    """A flat report as JSON, or as aligned `key value` lines."""
-    if as_json:
-        print(json.dumps(report, indent=2))
-        return
-    width = max((len(k) for k in report), default=0) + 2
-    for key, value in report.items():
-        print(f"{key:<{width}}{value}")
-
-
 def bench(ctx: Context, args: argparse.Namespace) -> int:
     if args.bench_target == "delegate":
         from app import bench_delegate
@@ -146,13 +122,13 @@ def bench(ctx: Context, args: argparse.Namespace) -> int:
 
         print_report(bench_api.run(ctx.model, ctx.config.model, max_tokens=args.max_tokens,
                                    rounds=args.rounds,
-                                   progress=None if args.json else _say), args.json)
+                                   progress=None if args.json else say), args.json)
         return 0
     if args.bench_target == "warm":
         from app import bench_warm
 
         print_report(bench_warm.run(ctx.config.model, rounds=args.rounds,
-                                    progress=None if args.json else _say), args.json)
+                                    progress=None if args.json else say), args.json)
         return 0
     if args.bench_target == "import":
         from app import bench_import
@@ -205,7 +181,7 @@ def ui(ctx: Context, args: argparse.Namespace) -> int:
     return tui.main(ctx)
 
 
-def _net(name: str):  # type: ignore[no-untyped-def]
+def _net(name: str) -> Handler:
     def handler(ctx: Context, args: argparse.Namespace) -> int:
         from app import net_commands
 
@@ -214,7 +190,7 @@ def _net(name: str):  # type: ignore[no-untyped-def]
     return handler
 
 
-def _household(name: str):  # type: ignore[no-untyped-def]
+def _household(name: str) -> Handler:
     def handler(ctx: Context, args: argparse.Namespace) -> int:
         from app import household_commands
 

@@ -16,8 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
-from loro import LoroDoc
+from loro import LoroDoc, LoroMap
 
 from app import pipeline
 from app.assistant import Assistant, Turn
@@ -70,7 +71,7 @@ def attach_job(store: Store, turn: Turn, assignee: str,
     holder: list[str] = []
 
     def setup(doc: LoroDoc) -> None:
-        settings = None
+        settings: dict[str, object] | None = None
         if params is not None:
             settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
                         "top_p": params.top_p, "seed": params.seed,
@@ -181,7 +182,7 @@ class AttemptRunner:
                 self._finish_cancelled(ref, aid)
                 return "cancelled"
             return "superseded"
-        except Exception as exc:
+        except Exception as exc:  # a title is a nicety; the answer is done
             cancel.set()
             log.warning("attempt %s failed: %s", aid, exc)
             try:
@@ -202,7 +203,7 @@ class AttemptRunner:
             # Renamed meanwhile (by the requester, say)? Theirs wins.
             if self.store.conversation(ref.conversation_id).title_source == "auto":
                 self.store.set_title(ref.conversation_id, title, source="auto")
-        except Exception as exc:  # noqa: BLE001 - a title is a nicety; the answer is done
+        except Exception as exc:
             log.warning("could not title conversation %s: %s", ref.conversation_id, exc)
 
     def _params(self, requested: dict[str, object]) -> GenerationParams:
@@ -212,7 +213,7 @@ class AttemptRunner:
         def number(key: str, default: float) -> float:
             value = requested.get(key)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            return float(value) if ok else float(default)  # type: ignore[arg-type]
+            return float(cast(float, value)) if ok else float(default)
 
         seed = requested.get("seed")
         stop = requested.get("stop")
@@ -286,7 +287,7 @@ class AttemptRunner:
         self.store.write(ref.conversation_id, mark, touched={ref.answer_id})
 
 
-def _plain(attempt: object, key: str) -> object:
+def _plain(attempt: LoroMap, key: str) -> object:
     from sync.conversation import plain
 
-    return plain(attempt.get(key))  # type: ignore[attr-defined]
+    return plain(attempt.get(key))

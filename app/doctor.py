@@ -55,10 +55,8 @@ def run_checks(ctx: Context, network: bool = False) -> int:
     line(writable, "writable", "data dir is writable" if writable else "data dir is NOT writable")
     try:
         store = ctx.store
-        check = store.db.conn.execute("PRAGMA quick_check").fetchone()[0]
+        check, counts = store.health()
         line(check == "ok", "store", f"{ctx.paths.db_file} integrity {check}")
-        counts = {t: store.db.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                  for t in ("conversations", "messages", "updates", "snapshots")}
         size = ctx.paths.db_file.stat().st_size / 1e6
         line(None, "contents", ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {size:.1f} MB")
         line(None, "device id", ctx.identity.device_id)
@@ -103,15 +101,14 @@ def mdns_round_trip(interfaces: list[str] | None, timeout: float = 5.0) -> tuple
     import asyncio
     import secrets
 
-    from zeroconf import DNSQuestionType, IPVersion
-    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+    from zeroconf import DNSQuestionType
+    from zeroconf.asyncio import AsyncServiceInfo
 
-    from sync.discovery import SERVICE, _local_addresses
+    from sync.discovery import SERVICE, _local_addresses, open_zeroconf
 
     async def probe() -> tuple[bool, str]:
-        kwargs = {"interfaces": interfaces} if interfaces else {}
         try:
-            azc = AsyncZeroconf(ip_version=IPVersion.V4Only, **kwargs)  # type: ignore[arg-type]
+            azc = open_zeroconf(interfaces)
         except OSError as exc:
             return False, f"cannot open mDNS sockets ({exc}); use `peers` in the config"
         name = f"covey-doctor-{secrets.token_hex(4)}.{SERVICE}"

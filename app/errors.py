@@ -1,16 +1,19 @@
-"""The project's one error family.
+"""The project's one error family, gathered for app/ (and the CLI, which prints any
+`CoveyError` as one line and exits non-zero, never a traceback).
 
-Every error a user or a peer can cause is a `CoveyError`; the CLI prints its message as one
-line and exits non-zero, never a traceback. Messages say what happened and what to do.
+Each error is defined by the lowest layer that raises it: the base and the model's errors in
+models/errors.py, the store's in sync/errors.py, the user's here.
 """
 
 from __future__ import annotations
 
-
-class CoveyError(Exception):
-    """Base of every error covey raises on purpose."""
-
-    exit_code: int = 1
+from models.errors import ContextOverflowError, CoveyError, ModelError
+from sync.errors import (
+    CorruptStoreError,
+    InvalidUpdateError,
+    StoreError,
+    UnknownConversationError,
+)
 
 
 class UsageError(CoveyError):
@@ -23,29 +26,10 @@ class ConfigError(CoveyError):
     """The configuration file cannot be read or holds a bad value."""
 
 
-class ModelError(CoveyError):
-    """The model file is missing, unreadable, not a GGUF model, or generation failed."""
-
-
-class ContextOverflowError(ModelError):
-    """The request cannot fit in the model's context window even after trimming."""
-
-
-class StoreError(CoveyError):
-    """The conversation store cannot be opened or written."""
-
-
-class CorruptStoreError(StoreError):
-    """The database file is damaged or is not a covey store."""
-
-
-class UnknownConversationError(StoreError):
-    """No conversation has the given id (or the prefix is ambiguous)."""
-
-
-class InvalidUpdateError(StoreError):
-    """Update bytes from elsewhere were refused (malformed CRDT data); nothing was changed."""
-
-
 class ImportFormatError(CoveyError):
-    """A file given to `covey import` is not covey's JSON export format."""
+    """A file given to `covey import` is not in a format covey can read."""
+
+
+__all__ = ["ConfigError", "ContextOverflowError", "CorruptStoreError", "CoveyError",
+           "ImportFormatError", "InvalidUpdateError", "ModelError", "StoreError",
+           "UnknownConversationError", "UsageError"]

@@ -12,12 +12,13 @@ import argparse
 import json
 import time
 from dataclasses import asdict
+from typing import cast
 
 from app import recovery
 from app.context import Context
 from app.errors import UsageError
 from app.household_status import DeviceStatus, ago, read_status
-from sync import household
+from sync import household, peer_state
 
 
 def _stamp(t: float | None) -> str:
@@ -57,8 +58,8 @@ def devices(ctx: Context, args: argparse.Namespace) -> int:
         gone = household.revoke(store, ctx.identity, args.device)
         print(describe_revocation(gone))
         if args.undo_changes:
-            for d in gone if gone[0].revoked else []:
-                print(recovery.undo_device(store, d.device_id, since).describe())
+            for member in gone if gone[0].revoked else []:
+                print(recovery.undo_device(store, member.device_id, since).describe())
         return 0
     status = read_status(store, ctx.paths.locks_dir)
     if args.json:
@@ -100,23 +101,23 @@ def peers(ctx: Context, args: argparse.Namespace) -> int:
     members = {d.device_id.replace("-", ""): d for d in status.devices}
     rows: list[dict[str, object]] = []
     shown: set[str] = set()
-    for name, prefix, hh, addresses, port, models, model, tok_s, online, last in store.db.conn.execute(
-            "SELECT name, device_prefix, household_hash, addresses, port, can_run_models, model,"
-            " tok_s, online, last_seen FROM peers_seen ORDER BY last_seen DESC"):
+    for seen in peer_state.seen_peers(store):
+        prefix = seen.device_prefix
         member = next((d for k, d in members.items() if k.startswith(prefix)), None) \
             if prefix else None
+        where = [f"{a}:{seen.port}" for a in seen.addresses]
         if member is not None:
             if member.this_device or member.device_id in shown:
                 continue
             shown.add(member.device_id)
-            rows.append(_member_row(member, [f"{a}:{port}" for a in addresses.split(",") if a]))
+            rows.append(_member_row(member, where))
             continue
         rows.append({"name": None, "device_id": prefix, "paired": False,
-                     "same_household": hh == ours,
-                     "addresses": [f"{a}:{port}" for a in addresses.split(",") if a],
-                     "online": bool(online), "last_seen": last, "last_sync": None,
-                     "can_run_models": bool(models), "model": model, "tok_s": tok_s,
-                     "measured_at": None, "last_error": None, "progress": None})
+                     "same_household": seen.household_hash == ours, "addresses": where,
+                     "online": seen.online, "last_seen": seen.last_seen, "last_sync": None,
+                     "can_run_models": seen.can_run_models, "model": seen.model,
+                     "tok_s": seen.tok_s, "measured_at": None, "last_error": None,
+                     "progress": None})
     for d in status.devices:
         if d.device_id not in shown and not d.this_device:
             rows.append(_member_row(d, []))
@@ -134,7 +135,7 @@ def peers(ctx: Context, args: argparse.Namespace) -> int:
         if r["can_run_models"] and isinstance(r["measured_at"], float):
             models += f" (measured {ago(r['measured_at'])})"
         print(f"{r['name'] or '?':<16} {str(r['device_id'])[:23]:<24} {kind:<15} {state:<8} "
-              f"synced {synced:<9} {models}  {' '.join(r['addresses'])}")  # type: ignore[arg-type]
+              f"synced {synced:<9} {models}  {' '.join(cast(list[str], r['addresses']))}")
         if r["progress"]:
             print(f"  {r['progress']}")
     return 0
@@ -166,8 +167,8 @@ def status(ctx: Context, args: argparse.Namespace) -> int:
     }
     syncing = [d.progress for d in others if d.progress]
     if syncing or args.json:
-        report["syncing"] = syncing if args.json else "; ".join(syncing)  # type: ignore[arg-type]
-    from app.commands import print_report
+        report["syncing"] = syncing if args.json else "; ".join(syncing)
+    from app.console import print_report
 
     print_report(report, args.json)
     return 0

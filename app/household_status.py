@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sync import household
+from sync import household, peer_state
 from sync.nodelock import NodeLock
 from sync.store import Store
 
@@ -74,9 +74,7 @@ class HouseholdStatus:
 
 def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
     running = NodeLock.held(locks_dir)
-    rows = {r[0]: r for r in store.rows(
-        "SELECT device_id, address, last_seen, last_sync, online, last_error, catch_up_total,"
-        " catch_up_done, clock_offset FROM peer_status")}
+    rows = peer_state.statuses(store)
     value = household.snapshot(store)
     devices = []
     members = household.devices(store)
@@ -85,22 +83,22 @@ def read_status(store: Store, locks_dir: Path) -> HouseholdStatus:
         s = rows.get(d.device_id)
         cap = household.capability_in(value, d.device_id)
         this = d.device_id == store.device_id
-        online = bool(s and s[4]) and running  # a stopped node leaves no one connected
-        last_seen, last_sync = (s[2], s[3]) if s else (None, None)
-        total = s[6] if s and online else None
+        online = bool(s and s.online) and running  # a stopped node leaves no one connected
+        last_seen, last_sync = (s.last_seen, s.last_sync) if s else (None, None)
+        total = s.catch_up_total if s and online else None
         measured = cap.get("measured_at")
         devices.append(DeviceStatus(
             device_id=d.device_id, name=d.name, fingerprint=d.fingerprint,
             this_device=this, revoked=d.revoked, online=online,
             revoked_by=names.get(d.revoked_by or "", d.revoked_by) if d.revoked else None,
             syncing=online and (total is not None or last_sync is None),
-            address=s[1] if s else None, last_seen=time.time() if this else last_seen,
+            address=s.address if s else None, last_seen=time.time() if this else last_seen,
             last_sync=last_sync, model=str(cap.get("model") or ""),
             tok_s=float(cap.get("tok_s") or 0.0), serves=bool(cap.get("serves")),
             measured_at=float(measured) if isinstance(measured, (int, float)) else None,
-            last_error=s[5] if s else None, catch_up_total=total,
-            catch_up_done=int(s[7] or 0) if s and total is not None else 0,
-            clock_offset=float(s[8] or 0.0) if s else 0.0,
+            last_error=s.last_error if s else None, catch_up_total=total,
+            catch_up_done=s.catch_up_done if s and total is not None else 0,
+            clock_offset=s.clock_offset if s else 0.0,
         ))
     return HouseholdStatus(running, devices)
 

@@ -94,8 +94,7 @@ class JobWorker:
 
     def _round(self) -> None:
         me = self.store.device_id
-        queued = self.store.rows(
-            "SELECT conversation_id, id FROM messages WHERE status = 'queued'")
+        queued = self.store.queued_answers()
         mine = 0
         for conv_id, message_id in queued:
             if self._stop.is_set():

@@ -19,7 +19,7 @@ from loro import LoroDoc, LoroMap
 
 from app.errors import UsageError
 from models.scan import LocalModel, MetadataCache, matching, scan
-from sync import household
+from sync import household, peer_state
 from sync.store import HOUSEHOLD_DOC, Store
 
 if TYPE_CHECKING:
@@ -105,9 +105,7 @@ def choose(ctx: Context, spec: str | None, models: list[LocalModel] | None = Non
     if not elsewhere:
         raise UsageError(f"no device of the household has a model named {spec!r} "
                          "(`covey models` lists them; a GGUF file is given by its path)")
-    from app import routing
-
-    online = routing.online_devices(ctx.store)
+    online = peer_state.online_devices(ctx.store)
     live = [m for m in elsewhere if m.device_id in online] or elsewhere
     best = max(live, key=lambda m: m.tok_s or 0.0)
     return Choice(None, best.name, best.device_id, best.device_name)

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 
 from app.context import Context
-from app.job_worker import JobWorker
 from app.errors import UsageError
-from sync import household, pair_flow, pairing
-from sync.node import Node, NodeError, NodeLock, NodeOptions, parse_address
+from app.job_worker import JobWorker
+from sync import household, offers, pair_flow, pairing, peer_state
+from sync.dialer import parse_address
+from sync.node import Node, NodeOptions
+from sync.nodelock import NodeError, NodeLock
 from sync.pairing import PairingError
 
 
@@ -158,8 +160,7 @@ def join_household(ctx: Context, code_text: str, address: str | None,
     if inviter is None:
         raise PairingError(failures[-1] if failures else "pairing failed")
     if address:  # found by mDNS, it will be found again; a typed address is remembered
-        store.db.conn.execute("INSERT OR IGNORE INTO peer_addresses (address, added_at)"
-                              " VALUES (?, ?)", [address, time.time()])
+        peer_state.remember_address(store, address)
     return inviter
 
 
@@ -183,7 +184,7 @@ def _invite(ctx: Context, args: argparse.Namespace) -> int:
     code = pairing.normalize_code(args.code) if args.code else pairing.new_code()
     store, identity = ctx.store, ctx.identity
     household.ensure(store, identity, ctx.config.device_name)
-    offer = pairing.open_offer(store.db.conn, code, ttl=args.timeout)
+    offer = offers.open_offer(store, code, ttl=args.timeout)
     lock = NodeLock(ctx.paths.locks_dir)
     try:
         lock.acquire()
@@ -220,7 +221,7 @@ def _invite(ctx: Context, args: argparse.Namespace) -> int:
 
 def _tell_wrong_tries(ctx: Context, code: str, told: int) -> int:
     """Say when someone tried a wrong code here (the code stays open); returns the count."""
-    count, what = pairing.wrong_tries(ctx.store.db.conn, code)
+    count, what = offers.wrong_tries(ctx.store, code)
     if count > told:
         print(f"covey: a wrong code was tried: {what}; the code stays open (it closes after "
               f"{pairing.MAX_WRONG_TRIES} wrong tries)", file=sys.stderr, flush=True)
@@ -230,7 +231,7 @@ def _tell_wrong_tries(ctx: Context, code: str, told: int) -> int:
 def _wait_for_offer(ctx: Context, code: str, expires_at: float) -> tuple[str, str | None, str | None]:
     told = 0
     while True:
-        state, device, reason, _ = pairing.offer_state(ctx.store.db.conn, code)
+        state, device, reason, _ = offers.offer_state(ctx.store, code)
         if state == "open":
             told = _tell_wrong_tries(ctx, code, told)
         if state in ("used", "failed"):
@@ -249,7 +250,7 @@ async def _wait_with_node(ctx: Context, options: NodeOptions, code: str,
     try:
         while not task.done():
             state, device, reason, _ = await asyncio.to_thread(
-                pairing.offer_state, ctx.store.db.conn, code)
+                offers.offer_state, ctx.store, code)
             if state == "open":
                 told = _tell_wrong_tries(ctx, code, told)
             if state in ("used", "failed"):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-
 from typing import TYPE_CHECKING
 
 from app.context import Context
@@ -120,7 +119,7 @@ class NodeHost:
 
         try:
             asyncio.run(run())
-        except Exception as exc:  # noqa: BLE001 - reported to the app, which keeps working
+        except Exception as exc:  # reported to the app, which keeps working
             self.error = str(exc) or type(exc).__name__
             log.warning("the node stopped: %s", self.error)
         finally:

@@ -60,7 +60,8 @@ def build_prompt(
     messages: list[ChatMessage] = []
     for m in thread:
         if m.role in ("user", "assistant") and m.text.strip():
-            messages.append({"role": m.role, "content": m.text})  # type: ignore[typeddict-item]
+            messages.append({"role": "user" if m.role == "user" else "assistant",
+                             "content": m.text})
     system: list[ChatMessage] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     check_room(model, params)
     budget = model.info.context_length - params.max_tokens

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from app.context import Context
 from app.errors import UsageError
@@ -125,7 +126,7 @@ def device_peers(store: Store, device_id: str) -> set[int]:
         published[member] = {int(p) for p in raw if isinstance(p, int)} if isinstance(raw, list) else set()
     others = set().union(*(p for m, p in published.items() if m != device_id))
     ours = household.writer_peers(store)
-    first_hand = arrivals.peers_from(store.db.conn, device_id)
+    first_hand = arrivals.peers_from(store, device_id)
     return (published.get(device_id, set()) | first_hand) - others - ours
 
 
@@ -158,7 +159,7 @@ def undo_device(store: Store, device: str, since: float | None) -> UndoReport:
                 store.delete_conversation(doc_id)
                 report.deleted += 1
             continue
-        count = store.write(doc_id, lambda doc, s=spans: undo.revert(doc, s), touched=None)
+        count = store.write(doc_id, partial(undo.revert, spans=spans), touched=None)
         report.conversations += 1 if count else 0
         report.changes += count
     if sys.stderr.isatty():
@@ -171,7 +172,7 @@ def _spans(store: Store, doc_id: str, peers: set[int], since: float | None) -> l
     spans = []
     for peer in sorted(have & peers):
         start = 0 if since is None else arrivals.first_counter_since(
-            store.db.conn, doc_id, peer, since)
+            store, doc_id, peer, since)
         if start is not None:
             spans.append(undo.Span(peer, start))
     return spans

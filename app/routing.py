@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.errors import UsageError
-from sync import household
+from sync import household, peer_state
 from sync.store import Store
 
 if TYPE_CHECKING:
@@ -35,8 +35,7 @@ class Candidate:
 
 def online_devices(store: Store) -> set[str]:
     """Members this device's node holds a live session with (ask only while it runs)."""
-    return {r[0] for r in store.db.conn.execute(
-        "SELECT device_id FROM peer_status WHERE online = 1")}
+    return peer_state.online_devices(store)
 
 
 def candidates(store: Store) -> list[Candidate]:
@@ -65,10 +64,7 @@ def best_peer(store: Store, model: str | None = None) -> str | None:
 
 def busy(store: Store) -> dict[str, int]:
     """Answers queued or running, per device."""
-    rows = store.db.conn.execute(
-        "SELECT device, COUNT(*) FROM messages WHERE status IN ('queued', 'streaming')"
-        " AND role = 'assistant' GROUP BY device").fetchall()
-    return {r[0]: int(r[1]) for r in rows if r[0]}
+    return store.answers_in_flight()
 
 
 def finish_seconds(tok_s: float, queued: int, prompt_tokens: int, max_tokens: int,

@@ -8,8 +8,7 @@ import random
 import uuid
 from pathlib import Path
 
-WORDS = ("the garden needs water before the heat of the afternoon while kettle recipes travel "
-         "slowly across mountains of paper and quiet rivers of late autumn light").split()
+WORDS = ["the", "garden", "needs", "water", "before", "the", "heat", "of", "the", "afternoon", "while", "kettle", "recipes", "travel", "slowly", "across", "mountains", "of", "paper", "and", "quiet", "rivers", "of", "late", "autumn", "light"]
 
 
 def _text(rng: random.Random, words: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 
 from app.context import Context
@@ -73,7 +74,10 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _heading(m: Message, who, here: str, ids: bool = False) -> str:  # type: ignore[no-untyped-def]
+Who = Callable[[str | None], str]
+
+
+def _heading(m: Message, who: Who, here: str, ids: bool = False) -> str:
     label = "you" if m.role == "user" else m.role
     extra = f" ({m.model})" if m.role == "assistant" and m.model else ""
     if m.role == "assistant" and m.device:
@@ -91,7 +95,7 @@ def _heading(m: Message, who, here: str, ids: bool = False) -> str:  # type: ign
     return f"{label}{extra}{status}{rated}{ident}"
 
 
-def _tree(conv: Conversation, parent: str | None, depth: int, who, here: str,  # type: ignore[no-untyped-def]
+def _tree(conv: Conversation, parent: str | None, depth: int, who: Who, here: str,
           ids: bool = False) -> None:
     children = conv.children(parent) if parent is not None else [
         m for m in conv.messages if m.parent_id is None or conv.message(m.parent_id) is None]

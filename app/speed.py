@@ -12,9 +12,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from app.context import Context
 from models.base import ChatMessage, GenerationParams
+
+if TYPE_CHECKING:  # (the context builds on routing, which asks for speeds)
+    from app.context import Context
 
 log = logging.getLogger(__name__)
 PROMPT: list[ChatMessage] = [{"role": "user", "content": "Count from one to twenty in words."}]

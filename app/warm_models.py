@@ -69,7 +69,7 @@ class WarmModels:
             choice = choose(self.ctx, name)
             if choice.device_id is not None or choice.spec is None:
                 raise ModelError(f"this device has no model named {name!r}")
-            if choice.name in self._warm:  # (asked for by a prefix of its name)
+            if choice.name is not None and choice.name in self._warm:  # (by a prefix of its name)
                 self._warm.move_to_end(choice.name)
                 return self._warm[choice.name][0]
             need = need_mb(choice.spec) if not choice.spec.startswith("fake") else 1

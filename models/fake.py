@@ -53,7 +53,7 @@ class FakeModel:
         params: GenerationParams,
         cancel: threading.Event | None = None,
     ) -> Iterator[str]:
-        self.prompts.append([dict(m) for m in messages])  # type: ignore[misc]
+        self.prompts.append([ChatMessage(role=m["role"], content=m["content"]) for m in messages])
         pieces = self._queue.popleft() if self._queue else self._default_answer(messages)
         if self.prefill:  # reading the prompt (cut short by a cancel)
             (cancel or threading.Event()).wait(self.prefill)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from app.errors import ModelError
+from models.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
 
@@ -57,7 +57,7 @@ def read_metadata(path: Path) -> ModelMeta:
 
     try:
         reader = gguf.GGUFReader(str(path), "r")
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the same to a user
+    except Exception as exc:  # any parse failure means the same to a user
         raise ModelError(f"a truncated or corrupt GGUF file ({type(exc).__name__}: "
                          f"{str(exc)[:120]})") from None
 
@@ -67,7 +67,7 @@ def read_metadata(path: Path) -> ModelMeta:
             return None
         try:
             return f.contents()
-        except Exception:  # noqa: BLE001 - an odd value is as good as none
+        except Exception:  # an odd value is as good as none
             return None
 
     end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,14 +146,18 @@ def _huggingface(root: Path) -> Iterator[Found]:
             key=lambda p: p.stat().st_mtime, reverse=True)
         seen: set[str] = set()
         for revision in revisions:
-            for found in _grouped(revision, "huggingface", lambda rel, n=repo_name: n):
+            for found in _grouped(revision, "huggingface", _named(repo_name)):
                 key = str(found.path.name)
                 if key not in seen:
                     seen.add(key)
                     yield found
 
 
-def _grouped(root: Path, source: str, group_of) -> Iterator[Found]:  # type: ignore[no-untyped-def]
+def _named(name: str) -> Callable[[Path], str]:
+    return lambda _relative: name
+
+
+def _grouped(root: Path, source: str, group_of: Callable[[Path], str]) -> Iterator[Found]:
     """Every .gguf below `root`, named by its group (`group_of(relative path)`); a group of
     several files names each `group/stem`."""
     groups: dict[str, list[Path]] = {}
@@ -168,7 +172,8 @@ def _grouped(root: Path, source: str, group_of) -> Iterator[Found]:  # type: ign
             yield Candidate(name, path, source)
 
 
-def _walk(root: Path, source: str, wanted) -> Iterator[tuple[Path, Problem | None]]:  # type: ignore[no-untyped-def]
+def _walk(root: Path, source: str, wanted: Callable[[Path], bool]
+          ) -> Iterator[tuple[Path, Problem | None]]:
     """Files below `root` (symlinks followed, each real folder once), or problems."""
     if not root.is_dir():
         return

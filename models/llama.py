@@ -11,13 +11,13 @@ import logging
 import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from app.errors import ContextOverflowError, ModelError
 from models.base import ChatMessage, GenerationParams, ModelInfo
+from models.errors import ContextOverflowError, ModelError
 from models.gguf import check_gguf
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class LlamaCppModel:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                yield item  # type: ignore[misc]
+                yield cast(str, item)
         finally:
             stop.set()
             done.result()  # one generation at a time: wait until the model is free
@@ -148,7 +148,7 @@ class LlamaCppModel:
                   cancel: threading.Event | None, stop: threading.Event) -> Iterator[str]:
         try:
             chunks = llm.create_chat_completion(
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=list(messages),  # type: ignore[arg-type]  # (llama-cpp's per-role TypedDicts)
                 max_tokens=params.max_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
@@ -159,7 +159,7 @@ class LlamaCppModel:
         except ValueError as exc:
             raise ContextOverflowError(f"the prompt does not fit the model: {exc}") from None
         try:
-            for chunk in chunks:  # type: ignore[union-attr]
+            for chunk in chunks:
                 if stop.is_set() or (cancel is not None and cancel.is_set()):
                     break
                 piece = _delta_text(chunk)
@@ -168,7 +168,9 @@ class LlamaCppModel:
         except ValueError as exc:
             raise ModelError(f"generation failed: {exc}") from None
         finally:
-            chunks.close()  # type: ignore[union-attr]
+            close = getattr(chunks, "close", None)  # (a stream: a generator, closed here)
+            if close is not None:
+                close()
 
 
 _END = object()

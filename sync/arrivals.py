@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from loro import VersionVector
 
 MERGE_WITHIN = 60.0  # seconds: consecutive spans from one source are one row
+
+
+if TYPE_CHECKING:  # (the store records arrivals as it imports: it builds on this module)
+    from sync.docstore import DocumentStore
 
 
 def record(conn: sqlite3.Connection, doc_id: str, before: VersionVector, after: VersionVector,
@@ -46,15 +51,17 @@ def _unsigned(peer: int) -> int:
     return peer + (1 << 64) if peer < 0 else peer
 
 
-def peers_from(conn: sqlite3.Connection, source: str) -> set[int]:
+def peers_from(store: DocumentStore, source: str) -> set[int]:
     """The peers whose changes reached us first-hand from `source`."""
-    return {_unsigned(r[0]) for r in conn.execute(
-        "SELECT DISTINCT peer FROM arrivals WHERE source = ?", [source])}
+    with store.connection() as conn:
+        return {_unsigned(r[0]) for r in conn.execute(
+            "SELECT DISTINCT peer FROM arrivals WHERE source = ?", [source])}
 
 
-def first_counter_since(conn: sqlite3.Connection, doc_id: str, peer: int, since: float) -> int | None:
+def first_counter_since(store: DocumentStore, doc_id: str, peer: int, since: float) -> int | None:
     """The lowest counter of `peer` in `doc_id` that arrived here at or after `since`
     (None: nothing of it did, as far as this device recorded)."""
-    row = conn.execute("SELECT MIN(start) FROM arrivals WHERE doc_id = ? AND peer = ? AND at >= ?",
-                       [doc_id, _signed(peer), since]).fetchone()
+    with store.connection() as conn:
+        row = conn.execute("SELECT MIN(start) FROM arrivals WHERE doc_id = ? AND peer = ? AND at >= ?",
+                           [doc_id, _signed(peer), since]).fetchone()
     return None if row is None or row[0] is None else int(row[0])

@@ -20,7 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
-from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
+from loro import LoroDoc, LoroMap, LoroText
+
+from sync.jobs import read_job
+from sync.loro_access import message_map as message_map  # (re-exported: the schema reads
+from sync.loro_access import message_text as message_text  # and writes messages with them)
+from sync.loro_access import plain as plain
 
 ROLES = ("system", "user", "assistant")
 #: Message status values: a prompt is "done" at once; an answer streams, then ends one way.
@@ -157,26 +162,6 @@ def set_rating(doc: LoroDoc, message_id: str, rating: str | None, note: str | No
         ratings.insert(message_id, {"rating": rating, "note": note, "by": by, "at": at})
 
 
-def message_map(doc: LoroDoc, message_id: str) -> LoroMap | None:
-    """The map of message `message_id`, scanning from the end (new messages are written to)."""
-    messages = doc.get_list("messages")
-    for index in range(len(messages) - 1, -1, -1):
-        item = messages.get(index)
-        if not isinstance(item, ValueOrContainer.Container):
-            continue
-        container = item.container
-        if isinstance(container, LoroMap) and plain(container.get("id")) == message_id:
-            return container
-    return None
-
-
-def message_text(entry: LoroMap) -> LoroText | None:
-    item = entry.get("text")
-    if isinstance(item, ValueOrContainer.Container) and isinstance(item.container, LoroText):
-        return item.container
-    return None
-
-
 def read_conversation(doc_id: str, doc: LoroDoc) -> Conversation | None:
     """The conversation in `doc`, or None if the document has no valid conversation meta."""
     value: Any = doc.get_deep_value()
@@ -226,8 +211,6 @@ def _message(raw: Any) -> Message | None:
         return None
     status = raw.get("status")
     text, device, model = _str(raw.get("text")) or "", _str(raw.get("device")), _str(raw.get("model"))
-    from sync.jobs import read_job  # (jobs builds on this module)
-
     job = read_job(raw)
     current = job.current if job else None
     if job and current:  # a job: the message is what its current attempt produced
@@ -248,10 +231,3 @@ def _message(raw: Any) -> Message | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def plain(item: Any) -> Any:
-    """The plain value of a `ValueOrContainer`, or None for a container."""
-    # (`is_container` is a static method in loro-py: test the variant class instead.)
-    return item.value if isinstance(item, ValueOrContainer.Value) else None
-

@@ -14,10 +14,11 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import sqlite_utils
 
-from app.errors import CorruptStoreError, StoreError
+from sync.errors import CorruptStoreError, StoreError
 from sync.ids import new_id
 
 
@@ -332,6 +333,19 @@ class transaction:
         finally:
             if not self.fsync:
                 self.conn.execute("PRAGMA synchronous = FULL")
+
+
+class StoreFiles(Protocol):
+    """Where a store lives: its database and its lock files (app.config.Paths is one)."""
+
+    @property
+    def db_file(self) -> Path: ...
+
+    @property
+    def locks_dir(self) -> Path: ...
+
+    def ensure(self) -> None:
+        """Make the directories."""
 
 
 def max_seq(db: sqlite_utils.Database) -> int:

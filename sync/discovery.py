@@ -33,6 +33,13 @@ def household_hash(household_id: str) -> str:
     return hashlib.sha256(("covey-household:" + household_id).encode()).hexdigest()[:16]
 
 
+def open_zeroconf(interfaces: list[str] | None) -> AsyncZeroconf:
+    """IPv4 mDNS on the given interfaces (addresses), or on all of them."""
+    if interfaces:
+        return AsyncZeroconf(ip_version=IPVersion.V4Only, interfaces=interfaces)
+    return AsyncZeroconf(ip_version=IPVersion.V4Only)
+
+
 @dataclass
 class Seen:
     """A covey device seen on the LAN."""
@@ -90,8 +97,7 @@ class Discovery:
                                 server=f"{self.instance.split('.')[0]}.local.")
 
     async def start(self) -> None:
-        kwargs = {"interfaces": self.interfaces} if self.interfaces else {}
-        self._azc = AsyncZeroconf(ip_version=IPVersion.V4Only, **kwargs)  # type: ignore[arg-type]
+        self._azc = open_zeroconf(self.interfaces)
         self._info = self._service_info()
         await self._azc.async_register_service(self._info, cooperating_responders=True)
         # QM questions: on loopback, unicast answers often reach the wrong process.
@@ -189,8 +195,7 @@ def _is_ipv4(text: str) -> bool:
 async def browse_for_pairing(interfaces: list[str] | None, seconds: float) -> list[Seen]:
     """Devices on the LAN with a pairing code open (for `covey pair CODE` without an address)."""
     found: dict[str, Seen] = {}
-    kwargs = {"interfaces": interfaces} if interfaces else {}
-    azc = AsyncZeroconf(ip_version=IPVersion.V4Only, **kwargs)  # type: ignore[arg-type]
+    azc = open_zeroconf(interfaces)
     tasks: set[asyncio.Task[None]] = set()
 
     async def resolve(name: str) -> None:

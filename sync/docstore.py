@@ -17,7 +17,8 @@ import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self, TypeVar
@@ -25,11 +26,10 @@ from typing import Self, TypeVar
 import sqlite_utils
 from loro import ExportMode, LoroDoc
 
-from app.config import Paths
-from app.errors import InvalidUpdateError, UnknownConversationError
 from sync import arrivals, versions, wakeup
+from sync.db import StoreFiles, ensure_epoch, max_seq, open_database, transaction
 from sync.edits import Edit, Origin, StoreEvent
-from sync.db import ensure_epoch, max_seq, open_database, transaction
+from sync.errors import InvalidUpdateError, UnknownConversationError
 from sync.sync_reads import SyncReads
 from sync.writers import WriterSlot, claim_writer
 
@@ -74,7 +74,7 @@ class DocumentStore(SyncReads):
         self.nudges = True
 
     @classmethod
-    def open(cls, paths: Paths, device_id: str, compact_after: int = 256) -> Self:
+    def open(cls, paths: StoreFiles, device_id: str, compact_after: int = 256) -> Self:
         paths.ensure()
         db = open_database(paths.db_file)
         return cls(db, claim_writer(db, paths.locks_dir), device_id, compact_after)
@@ -84,6 +84,13 @@ class DocumentStore(SyncReads):
             self._docs.clear()
             self._writer.release()
             self.db.conn.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the store's lock, for sync/'s own local tables (the network
+        state, pairing offers); nothing outside sync/ runs SQL."""
+        with self._lock:
+            yield self.db.conn
 
     @property
     def locks_dir(self) -> Path:

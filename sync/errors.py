@@ -15,7 +15,24 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from app.errors import CoveyError
+from models.errors import CoveyError
+
+
+class StoreError(CoveyError):
+    """The conversation store cannot be opened or written."""
+
+
+class CorruptStoreError(StoreError):
+    """The database file is damaged or is not a covey store."""
+
+
+class UnknownConversationError(StoreError):
+    """No conversation has the given id (or the prefix is ambiguous)."""
+
+
+class InvalidUpdateError(StoreError):
+    """Update bytes from elsewhere were refused (malformed CRDT data); nothing was changed."""
+
 
 log = logging.getLogger("covey.errors")
 QUIET_FOR = 60.0

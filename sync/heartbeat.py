@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from sync import errors, peer_state, wakeup
+from sync import errors, offers, peer_state, wakeup
 
 if TYPE_CHECKING:
     from sync.node import Node
@@ -92,6 +92,6 @@ class Heartbeat:
                 node.dial(address, device_id)
         if node.discovery is not None and "pairing" in self._to_check:
             self._to_check.discard("pairing")
-            pairing_open = await node._run(lambda: peer_state.pairing_open(node.store))
+            pairing_open = await node._run(lambda: offers.pairing_open(node.store))
             if pairing_open != node.discovery.advert.pairing:
                 await node.discovery.update(pairing=pairing_open)

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from loro import LoroDoc, LoroMap
 
-from app.errors import CoveyError
+from models.errors import CoveyError
 from sync import membership
 from sync.db import transaction
 from sync.identity import Identity, cert_der, device_id_from_cert, fingerprint
@@ -102,7 +102,8 @@ def _publish_writers(store: Store, device_id: str) -> None:
     mine = sorted(writer_peers(store))
     if not isinstance(entry, dict) or known == mine:
         return
-    store.write(HOUSEHOLD_DOC, lambda doc: _device_map(doc, device_id).insert("peers", mine),
+    listed: list[Any] = list(mine)  # (LoroValue's list is invariant: a list of ints is one)
+    store.write(HOUSEHOLD_DOC, lambda doc: _device_map(doc, device_id).insert("peers", listed),
                 touched=None)
 
 
@@ -352,7 +353,7 @@ def revoke(store: Store, identity: Identity, device_id: str) -> list[Device]:
 
 
 def _device_map(doc: LoroDoc, device_id: str) -> LoroMap:
-    return doc.get_map("devices").get_or_create_container(device_id, LoroMap())  # type: ignore[return-value]
+    return cast(LoroMap, doc.get_map("devices").get_or_create_container(device_id, LoroMap()))
 
 
 def _put_device(doc: LoroDoc, device_id: str, fingerprint: str, cert_pem: str, name: str,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.errors import StoreError
+from sync.errors import StoreError
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"

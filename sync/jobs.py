@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from loro import LoroDoc, LoroMap, LoroText, ValueOrContainer
 
-from sync import conversation as schema
+from sync import loro_access as schema
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from app.errors import StoreError
 from sync.docstore import DocumentStore
-from sync.protocol import (Acknowledged, CatchUpPlanned, CaughtUp, Closed, Event, PeerHello,
-                           Session, UpdateReceived)
+from sync.errors import StoreError
+from sync.protocol import (
+    Acknowledged,
+    CatchUpPlanned,
+    CaughtUp,
+    Closed,
+    Event,
+    PeerHello,
+    Session,
+    UpdateReceived,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +155,8 @@ class Link:
                 self.cursor = seq
                 if source is not None and source == self.peer_device:
                     continue  # the peer sent us this one
-                if doc_id != group_doc and group:
-                    self.session.send_update(group_doc, group)  # type: ignore[arg-type]
+                if doc_id != group_doc and group and group_doc is not None:
+                    self.session.send_update(group_doc, group)
                     sent += 1
                     group = []
                 group_doc = doc_id

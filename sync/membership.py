@@ -187,7 +187,8 @@ class _Log:
             waiting[h] = len(set(e.prev))
             for p in set(e.prev):
                 children.setdefault(p, []).append(h)
-        order, ready = [], [self.root]
+        order: list[str] = []
+        ready = [self.root]
         while ready and len(order) < MAX_ENTRIES:
             ready.sort()
             h = ready.pop(0)

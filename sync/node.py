@@ -22,14 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from app.errors import StoreError
-from sync import errors, household, pair_flow, peer_state
+from sync import errors, household, offers, pair_flow, peer_state
 from sync.dialer import Dialer, parse_address  # (parse_address: re-exported)
-from sync.heartbeat import Heartbeat
 from sync.discovery import Advert, Discovery, Seen, household_hash
+from sync.errors import StoreError
+from sync.heartbeat import Heartbeat
 from sync.identity import Identity
-from sync.nodelock import NodeError, NodeLock  # (re-exported: part of this module's API)
 from sync.link import Link
+from sync.nodelock import NodeError
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
 from sync.store import HOUSEHOLD_DOC, Store, StoreEvent
 from sync.tls import client_context, peer_fingerprint, server_context
@@ -188,7 +188,7 @@ class Node:
         advert = Advert(self.identity.device_id, self._household_id, self.bound[1],
                         can_run_models=bool(self.options.model), model=self.options.model,
                         tok_s=self.options.tok_s,
-                        pairing=await self._run(lambda: peer_state.pairing_open(self.store)))
+                        pairing=await self._run(lambda: offers.pairing_open(self.store)))
         self.discovery = Discovery(advert, self.options.mdns_interfaces, self._seen, self._gone)
         try:
             await self.discovery.start()

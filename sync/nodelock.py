@@ -10,7 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from app.errors import CoveyError
+from models.errors import CoveyError
 
 
 class NodeError(CoveyError):

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from loro import LoroDoc
 
-from sync import household, membership, pairing
+from sync import household, membership, offers, pairing
 from sync.frames import Frame, FrameDecoder, FrameError, FrameType, encode
 from sync.identity import Identity, verify
 from sync.pairing import PairingError
@@ -120,7 +120,8 @@ def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: 
     entries = {e.hash: e for k, v in (raw_log.items() if isinstance(raw_log, dict) else [])
                if (e := membership.parse(str(k), v)) is not None}
     roots = [h for h, e in entries.items() if not e.prev]
-    hid = value.get("meta", {}).get("id") if isinstance(value, dict) else None
+    meta = value.get("meta") if isinstance(value, dict) else None
+    hid = meta.get("id") if isinstance(meta, dict) else None
     if len(roots) != 1 or not isinstance(hid, str):
         raise PairingError("the household we were given has no sound membership log")
     members = {m.fingerprint: m for m in
@@ -178,7 +179,7 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
             number = start.get("number")
             if start.get("step") != "start" or type(number) is not int:
                 raise PairingError("malformed pairing request")
-            code, refusal = await run(lambda: pairing.take_offer(store.db.conn, number, address))
+            code, refusal = await run(lambda: offers.take_offer(store, number, address))
             if code is None:
                 writer.write(_pair_frame(step="fail", reason=refusal))
                 await writer.drain()
@@ -198,7 +199,7 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
                         identity.fingerprint, joiner_fp, transcript)):
                 raise PairingError("the other device did not sign the pairing (an older covey?)")
             taken = code
-            if not await run(lambda: pairing.claim_offer(store.db.conn, taken)):
+            if not await run(lambda: offers.claim_offer(store, taken)):
                 code = None  # (not a wrong try: another device was quicker)
                 raise PairingError("that code was used by another device a moment ago")
             name = pairing.clean_name(start.get("name"))
@@ -206,13 +207,13 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
                 signed = {"transcript": transcript, "sig": str(proof.get("sig"))}
                 data = await run(lambda: _admit(store, pem, name, identity, signed))
             except BaseException:
-                await run(lambda: pairing.finish_offer(store.db.conn, taken, "open"))
+                await run(lambda: offers.finish_offer(store, taken, "open"))
                 code = None
                 raise
             code = None  # from here on, the offer is used, whatever the joiner does
             writer.write(_pair_frame(step="accept", household=data.hex(), mac=pairing.confirmation(
                 key, pairing.ID_INVITER, identity.fingerprint, joiner_fp)))
-            await run(lambda: pairing.finish_offer(store.db.conn, taken, "used", device_id))
+            await run(lambda: offers.finish_offer(store, taken, "used", device_id))
             await writer.drain()
             return Paired(device_id, joiner_fp, name)
     except PairingError as exc:
@@ -236,7 +237,7 @@ async def _wrong_try(run: Callable[[Callable[[], None]], Awaitable[None]], store
                      code: str | None, address: str) -> None:
     if code is not None:  # an exchange at an open offer that did not succeed
         taken = code
-        await run(lambda: pairing.wrong_try(store.db.conn, taken, address))
+        await run(lambda: offers.wrong_try(store, taken, address))
 
 
 def _admit(store: Store, pem: str, name: str, identity: Identity,

@@ -27,9 +27,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
@@ -37,24 +34,10 @@ from cryptography.hazmat.primitives import serialization
 from spake2 import SPAKE2_A, SPAKE2_B
 from spake2.spake2 import SPAKEError
 
-from app.errors import CoveyError
+from models.errors import CoveyError
 from sync.identity import device_id_from_cert, fingerprint
 
-WORDS = (
-    "acid acorn actor amber anchor apple april arrow aspen atlas autumn bacon badge bamboo "
-    "banjo basil beach berry birch bison blaze bloom bonus brave bread brick bridge brook "
-    "cabin cactus camel candle canoe cargo cedar chalk cherry cider cliff clover cobalt comet "
-    "copper coral cosmos cotton crane crystal daisy delta denim desert dingo dolphin dragon "
-    "eagle echo ember falcon fern fiddle flame forest fossil fox galaxy garden garlic gecko "
-    "ginger glacier glow granite gravel harbor hazel heron honey igloo indigo iris ivory "
-    "jade jasmine jelly jungle kayak kettle kiwi koala lagoon lantern lemon lilac lily linen "
-    "lotus magnet mango maple marble meadow melon mint mirror mocha moss nectar nickel noble "
-    "nutmeg oasis ocean olive onyx orbit orchid otter oyster paddle panda pebble pepper "
-    "pilot pine planet plum polar poppy prism pumpkin quartz quill radar raven reef river "
-    "robin rocket ruby saffron salmon sapphire satin shadow silver sparrow spruce falls "
-    "summit sunset tango thistle thunder tiger topaz tulip tundra umber velvet violet walnut "
-    "willow winter zebra zephyr"
-).split()
+WORDS = ["acid", "acorn", "actor", "amber", "anchor", "apple", "april", "arrow", "aspen", "atlas", "autumn", "bacon", "badge", "bamboo", "banjo", "basil", "beach", "berry", "birch", "bison", "blaze", "bloom", "bonus", "brave", "bread", "brick", "bridge", "brook", "cabin", "cactus", "camel", "candle", "canoe", "cargo", "cedar", "chalk", "cherry", "cider", "cliff", "clover", "cobalt", "comet", "copper", "coral", "cosmos", "cotton", "crane", "crystal", "daisy", "delta", "denim", "desert", "dingo", "dolphin", "dragon", "eagle", "echo", "ember", "falcon", "fern", "fiddle", "flame", "forest", "fossil", "fox", "galaxy", "garden", "garlic", "gecko", "ginger", "glacier", "glow", "granite", "gravel", "harbor", "hazel", "heron", "honey", "igloo", "indigo", "iris", "ivory", "jade", "jasmine", "jelly", "jungle", "kayak", "kettle", "kiwi", "koala", "lagoon", "lantern", "lemon", "lilac", "lily", "linen", "lotus", "magnet", "mango", "maple", "marble", "meadow", "melon", "mint", "mirror", "mocha", "moss", "nectar", "nickel", "noble", "nutmeg", "oasis", "ocean", "olive", "onyx", "orbit", "orchid", "otter", "oyster", "paddle", "panda", "pebble", "pepper", "pilot", "pine", "planet", "plum", "polar", "poppy", "prism", "pumpkin", "quartz", "quill", "radar", "raven", "reef", "river", "robin", "rocket", "ruby", "saffron", "salmon", "sapphire", "satin", "shadow", "silver", "sparrow", "spruce", "falls", "summit", "sunset", "tango", "thistle", "thunder", "tiger", "topaz", "tulip", "tundra", "umber", "velvet", "violet", "walnut", "willow", "winter", "zebra", "zephyr"]
 CODE = re.compile(r"^([2-9]|[1-9][0-9])-([a-z]+)-([a-z]+)$")
 OFFER_TTL = 300.0  # seconds a code stays valid
 TRIES_PER_ADDRESS = 3  # wrong tries one address may make at one offer
@@ -66,10 +49,6 @@ class PairingError(CoveyError):
     """Pairing failed; nothing was trusted."""
 
 
-@dataclass(frozen=True)
-class Offer:
-    code: str
-    expires_at: float
 
 
 def new_code() -> str:
@@ -90,80 +69,6 @@ def normalize_code(text: str) -> str:
 
 def code_number(code: str) -> int:
     return int(code.split("-", 1)[0])
-
-
-# -- offers (the inviting side's local table) ---------------------------------------------
-
-def open_offer(conn: sqlite3.Connection, code: str, ttl: float = OFFER_TTL) -> Offer:
-    now = time.time()
-    conn.execute("DELETE FROM pairing_offers WHERE expires_at < ? OR number = ?",
-                 [now - 3600, code_number(code)])
-    conn.execute(
-        "INSERT INTO pairing_offers (code, number, created_at, expires_at, state)"
-        " VALUES (?, ?, ?, ?, 'open')", [code, code_number(code), now, now + ttl])
-    return Offer(code, now + ttl)
-
-
-def take_offer(conn: sqlite3.Connection, number: int, address: str) -> tuple[str | None, str]:
-    """(the open, unexpired code with this number, "") — or (None, why it is refused).
-
-    Taking it does not use it up: only `claim_offer`, after the exchange succeeded, does."""
-    row = conn.execute(
-        "SELECT code FROM pairing_offers WHERE number = ? AND state = 'open' AND expires_at > ?",
-        [number, time.time()]).fetchone()
-    if row is None:
-        return None, ("no pairing code with that number is open on this device (expired or "
-                      "already used?)")
-    tries = conn.execute("SELECT count FROM pairing_failures WHERE code = ? AND address = ?",
-                         [row[0], address]).fetchone()
-    if tries is not None and tries[0] >= TRIES_PER_ADDRESS:
-        return None, f"too many wrong tries from {address}: this code is closed to it"
-    return str(row[0]), ""
-
-
-def wrong_try(conn: sqlite3.Connection, code: str, address: str) -> None:
-    """Count a failed exchange; close the offer once there were too many in all."""
-    conn.execute("INSERT INTO pairing_failures (code, address, count) VALUES (?, ?, 1)"
-                 " ON CONFLICT(code, address) DO UPDATE SET count = count + 1", [code, address])
-    rows = conn.execute("SELECT address, count FROM pairing_failures WHERE code = ?"
-                        " ORDER BY count DESC", [code]).fetchall()
-    total = sum(r[1] for r in rows)
-    where = ", ".join(f"{n} from {a}" for a, n in rows[:5]) + (" …" if len(rows) > 5 else "")
-    if total >= MAX_WRONG_TRIES:
-        conn.execute("UPDATE pairing_offers SET state = 'failed', failures = ?, reason = ?"
-                     " WHERE code = ? AND state = 'open'",
-                     [total, f"closed after {total} wrong tries ({where})", code])
-    else:
-        conn.execute("UPDATE pairing_offers SET failures = ?, reason = ? WHERE code = ?",
-                     [total, f"{total} wrong tries so far ({where})", code])
-
-
-def claim_offer(conn: sqlite3.Connection, code: str) -> bool:
-    """Use the offer up for a successful exchange; False if another device just did."""
-    cur = conn.execute("UPDATE pairing_offers SET state = 'in_progress' WHERE code = ?"
-                       " AND state = 'open' AND expires_at > ?", [code, time.time()])
-    return cur.rowcount == 1
-
-
-def finish_offer(conn: sqlite3.Connection, code: str, state: str, device: str | None = None,
-                 reason: str | None = None) -> None:
-    conn.execute("UPDATE pairing_offers SET state = ?, device = ?, reason = ? WHERE code = ?",
-                 [state, device, reason, code])
-
-
-def wrong_tries(conn: sqlite3.Connection, code: str) -> tuple[int, str | None]:
-    """(wrong tries so far, what the inviter is told of them) for an offer."""
-    row = conn.execute("SELECT failures, reason FROM pairing_offers WHERE code = ?",
-                       [code]).fetchone()
-    return (int(row[0]), row[1]) if row else (0, None)
-
-
-def offer_state(conn: sqlite3.Connection, code: str) -> tuple[str, str | None, str | None, float]:
-    row = conn.execute("SELECT state, device, reason, expires_at FROM pairing_offers WHERE code = ?",
-                       [code]).fetchone()
-    if row is None:
-        return ("gone", None, None, 0.0)
-    return (row[0], row[1], row[2], row[3])
 
 
 # -- the exchange ---------------------------------------------------------------------------

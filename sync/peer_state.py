@@ -3,7 +3,7 @@
 `peer_status`: members we connected to — online, where they listen, when we last heard from
 them, when we were last caught up, why the last session ended, and how far a catch-up from them
 has come. `peers_seen`: devices seen by mDNS. Readers (`covey devices/peers/status`, the terminal
-app) go through `app.household_status`, so they all tell the same story.
+app) read them through this module's typed rows, via `app.household_status`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from app.errors import StoreError
-
-from sync.discovery import Seen
+from sync.errors import StoreError
 from sync.store import Store
+
+if TYPE_CHECKING:  # (discovery needs zeroconf: readers of these tables do not)
+    from sync.discovery import Seen
 
 
 def span(seconds: float) -> str:
@@ -33,7 +35,7 @@ def _write(store: Store, sql: str, params: Sequence[object] | list[Sequence[obje
     """One autocommit write; a full or read-only disk is a StoreError, as in the store."""
     try:
         if many:
-            store.db.conn.executemany(sql, params)  # type: ignore[arg-type]
+            store.db.conn.executemany(sql, params)  # type: ignore[arg-type]  # (rows of plain values)
         else:
             store.db.conn.execute(sql, params)
     except sqlite3.OperationalError as exc:
@@ -129,9 +131,11 @@ def all_offline(store: Store) -> None:
 def known_addresses(store: Store, members: set[str]) -> dict[str, str]:
     """Addresses worth dialling: typed by the user ("" = whose is not known yet), and where
     members said they listen (their device id)."""
-    found = {r[0]: "" for r in store.db.conn.execute("SELECT address FROM peer_addresses")}
-    for device_id, address in store.db.conn.execute(
-            "SELECT device_id, listen_address FROM peer_status WHERE listen_address IS NOT NULL"):
+    with store.connection() as conn:
+        found = {r[0]: "" for r in conn.execute("SELECT address FROM peer_addresses")}
+        listening = conn.execute("SELECT device_id, listen_address FROM peer_status"
+                                 " WHERE listen_address IS NOT NULL").fetchall()
+    for device_id, address in listening:
         if device_id in members:
             found[address] = device_id
     return found
@@ -150,8 +154,66 @@ def record_seen(store: Store, seen: Seen) -> None:
          time.time()])
 
 
-def pairing_open(store: Store) -> bool:
-    row = store.db.conn.execute(
-        "SELECT 1 FROM pairing_offers WHERE state = 'open' AND expires_at > ?", [time.time()]
-    ).fetchone()
-    return row is not None
+# -- reading (the only readers of these tables: every screen tells the same story) --------------
+
+@dataclass(frozen=True)
+class PeerStatus:
+    """What this device's node last knew of one member it connects to."""
+
+    device_id: str
+    address: str | None
+    last_seen: float | None
+    last_sync: float | None
+    online: bool
+    last_error: str | None
+    catch_up_total: int | None
+    catch_up_done: int
+    clock_offset: float
+
+
+def statuses(store: Store) -> dict[str, PeerStatus]:
+    with store.connection() as conn:
+        rows = conn.execute(
+            "SELECT device_id, address, last_seen, last_sync, online, last_error, catch_up_total,"
+            " catch_up_done, clock_offset FROM peer_status").fetchall()
+    return {r[0]: PeerStatus(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], int(r[7] or 0),
+                             float(r[8] or 0.0)) for r in rows}
+
+
+def online_devices(store: Store) -> set[str]:
+    """Members this device's node holds a live session with (ask only while it runs)."""
+    with store.connection() as conn:
+        return {r[0] for r in conn.execute("SELECT device_id FROM peer_status WHERE online = 1")}
+
+
+@dataclass(frozen=True)
+class SeenPeer:
+    """A covey device seen on the LAN by mDNS (paired or not)."""
+
+    name: str
+    device_prefix: str | None
+    household_hash: str | None
+    addresses: list[str]
+    port: int
+    can_run_models: bool
+    model: str | None
+    tok_s: float | None
+    online: bool
+    last_seen: float
+
+
+def seen_peers(store: Store) -> list[SeenPeer]:
+    """Devices seen by mDNS, the most recently seen first."""
+    with store.connection() as conn:
+        rows = conn.execute(
+            "SELECT name, device_prefix, household_hash, addresses, port, can_run_models, model,"
+            " tok_s, online, last_seen FROM peers_seen ORDER BY last_seen DESC").fetchall()
+    return [SeenPeer(r[0], r[1], r[2], [a for a in (r[3] or "").split(",") if a], int(r[4] or 0),
+                     bool(r[5]), r[6], r[7], bool(r[8]), float(r[9] or 0.0)) for r in rows]
+
+
+def remember_address(store: Store, address: str) -> None:
+    """An address the user typed (`covey pair HOST:PORT`): dialled from now on."""
+    with store.connection():
+        _write(store, "INSERT OR IGNORE INTO peer_addresses (address, added_at) VALUES (?, ?)",
+               [address, time.time()])

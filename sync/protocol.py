@@ -28,11 +28,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.errors import CoveyError
+from models.errors import CoveyError
 from sync.frames import MAX_FRAME, Frame, FrameDecoder, FrameError, FrameType, encode
-from sync.protocol_events import (PROTOCOL_VERSIONS, SCHEMA_VERSION, Acknowledged, CatchUpPlanned,
-                                  CaughtUp, Closed, Event, Hello, LocalProtocolError, PeerHello,
-                                  ProtocolViolation, UpdateReceived)
+from sync.protocol_events import (
+    PROTOCOL_VERSIONS,
+    SCHEMA_VERSION,
+    Acknowledged,
+    CatchUpPlanned,
+    CaughtUp,
+    Closed,
+    Event,
+    Hello,
+    LocalProtocolError,
+    PeerHello,
+    ProtocolViolation,
+    UpdateReceived,
+)
 
 __all__ = ["PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged", "CatchUpPlanned", "CaughtUp",
            "Closed", "Event", "Hello", "LocalProtocolError", "PeerHello", "ProtocolViolation",

@@ -45,8 +45,8 @@ class Hello:
                 or type(clock) not in (int, float) or not 0 <= clock < 1e11):
             raise ProtocolViolation("malformed HELLO")
         device, household, epoch, instance, digest = strings
-        return cls(device, household, epoch, instance, digest, tuple(protocols),  # type: ignore[arg-type]
-                   h["schema"], name, listen, float(clock))
+        return cls(str(device), str(household), str(epoch), str(instance), str(digest),
+                   tuple(protocols), h["schema"], name, listen, float(clock))
 
 
 # -- events -----------------------------------------------------------------------------------

@@ -13,17 +13,18 @@ from typing import Any
 
 from loro import LoroDoc
 
-from app.config import Paths
-from app.errors import StoreError, UnknownConversationError
 from sync import conversation as schema
 from sync import view
 from sync.conversation import Conversation, Message
-from sync.docstore import DocumentStore, StoreEvent
+from sync.db import StoreFiles
+from sync.docstore import DocumentStore
+from sync.edits import StoreEvent
+from sync.errors import StoreError, UnknownConversationError
+from sync.ids import new_id, now_iso
+from sync.writers import slot_is_live
 
 HOUSEHOLD_DOC = "household"
 DEFAULT_TITLE = "New conversation"  # until the first answer that completes titles it
-from sync.ids import new_id, now_iso
-from sync.writers import slot_is_live
 
 
 class Store(DocumentStore):
@@ -197,6 +198,26 @@ class Store(DocumentStore):
             raise UnknownConversationError(f"no conversation {conv_id}")
         return row
 
+    def answers_in_flight(self) -> dict[str, int]:
+        """Answers queued or running, per device that runs them (routing weighs queues)."""
+        with self._lock:
+            return view.answers_in_flight(self.db.conn)
+
+    def queued_answers(self) -> list[tuple[str, str]]:
+        """(conversation id, message id) of every answer waiting to be run."""
+        with self._lock:
+            return view.queued_answers(self.db.conn)
+
+    def text_length(self, message_id: str) -> int | None:
+        """How long a message's text is now (a cheap read of the view: benchmarks poll it)."""
+        with self._lock:
+            return view.text_length(self.db.conn, message_id)
+
+    def health(self) -> tuple[str, dict[str, int]]:
+        """SQLite's integrity check and the main tables' row counts (`covey doctor`)."""
+        with self._lock:
+            return view.health(self.db.conn)
+
     def ratings(self, conv_id: str) -> dict[str, tuple[str | None, str | None]] | None:
         """Message id → (rating, note) of a listed conversation, from the view (no document
         is loaded: an import asks this of every conversation); None if it is not listed."""
@@ -261,11 +282,6 @@ class Store(DocumentStore):
     # -- this device's own notes (covey_meta: never synced) ------------------------------------
     # (under the store's lock: the connection is shared by the app's threads and its node's)
 
-    def rows(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
-        """A read of this device's tables, whole, under the store's lock."""
-        with self._lock:
-            return self.db.conn.execute(sql, params or []).fetchall()
-
     def note(self, key: str) -> str | None:
         with self._lock:
             row = self.db.conn.execute("SELECT value FROM covey_meta WHERE key = ?",
@@ -309,7 +325,7 @@ class Store(DocumentStore):
         return found[0]
 
 @contextmanager
-def opened(paths: Paths, device_id: str, compact_after: int = 256) -> Iterator[Store]:
+def opened(paths: StoreFiles, device_id: str, compact_after: int = 256) -> Iterator[Store]:
     store = Store.open(paths, device_id, compact_after)
     try:
         yield store

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 from loro import ExportMode, VersionVector
 
-from app.errors import InvalidUpdateError
 from sync import versions
 from sync.db import max_seq
+from sync.errors import InvalidUpdateError
 
 if TYPE_CHECKING:
     from sync.docstore import _Loaded

@@ -94,7 +94,7 @@ async def run_connection(
                 data = b""
             if data:
                 conn.last_heard = time.time()
-            events, out = await run(lambda: receive_and_reply(data))
+            events, out = await run(lambda: receive_and_reply(data))  # noqa: B023 (run at once)
             await send(out)
             for event in events:
                 await on_event(conn, event)

@@ -32,6 +32,8 @@ def changes_of(doc: LoroDoc, spans: list[Span]) -> list[tuple[int, int, int, Fro
         counter = span.start
         while counter < end:
             change = doc.get_change(ID(span.peer, counter))
+            if change is None:  # (the version said it was there: a gap ends this span)
+                break
             first = change.id.counter
             lo = max(first, span.start)
             before = change.deps if lo == first else Frontiers.from_id(ID(span.peer, lo - 1))

@@ -11,6 +11,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sync.conversation import Conversation, Message
 from sync.ids import now_iso
@@ -162,6 +163,33 @@ def ratings_of(conn: sqlite3.Connection, conv_id: str) -> dict[str, tuple[str | 
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+def answers_in_flight(conn: sqlite3.Connection) -> dict[str, int]:
+    """Answers queued or running, per device that runs them."""
+    rows = conn.execute(
+        "SELECT device, COUNT(*) FROM messages WHERE status IN ('queued', 'streaming')"
+        " AND role = 'assistant' GROUP BY device").fetchall()
+    return {r[0]: int(r[1]) for r in rows if r[0]}
+
+
+def queued_answers(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(conversation id, message id) of every answer waiting to be run."""
+    rows = conn.execute("SELECT conversation_id, id FROM messages WHERE status = 'queued'")
+    return [(r[0], r[1]) for r in rows]
+
+
+def text_length(conn: sqlite3.Connection, message_id: str) -> int | None:
+    row = conn.execute("SELECT length(text) FROM messages WHERE id = ?", [message_id]).fetchone()
+    return int(row[0]) if row is not None else None
+
+
+def health(conn: sqlite3.Connection) -> tuple[str, dict[str, int]]:
+    """SQLite's quick check ("ok" or the first problem) and how many rows the main tables hold."""
+    check = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+    counts = {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+              for t in ("conversations", "messages", "updates", "snapshots")}
+    return check, counts
+
+
 def resolve_prefix(conn: sqlite3.Connection, prefix: str) -> list[str]:
     """Ids of conversations that start with `prefix` (at most 2: enough to say 'ambiguous')."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -200,3 +228,17 @@ def fts_query(words: str) -> str:
     """Quote each word so user text never reaches FTS5 as syntax."""
     tokens = re.findall(r"\w+", words, flags=re.UNICODE)
     return " ".join('"' + t + '"' for t in tokens)
+
+
+def count_in_file(db: Path) -> int:
+    """How many conversations the store file `db` lists, read-only, without opening a store
+    (nor claiming a writer: a benchmark watches another process's store fill up)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from app.errors import StoreError
 from sync.db import transaction
+from sync.errors import StoreError
 
 MAX_SLOTS = 256
 

@@ -33,10 +33,7 @@ from sync.db import transaction  # noqa: E402
 from sync.ids import new_id  # noqa: E402
 from sync.store import Store  # noqa: E402
 
-WORDS = ("llama alpaca rocket garden bread sourdough python compiler river mountain volcano "
-         "kitchen laptop network sync document version editor music guitar piano recipe "
-         "weather storm lighthouse keeper bridge castle dragon planet orbit galaxy atom "
-         "energy battery solar wind coffee tea market price budget travel train station").split()
+WORDS = ["llama", "alpaca", "rocket", "garden", "bread", "sourdough", "python", "compiler", "river", "mountain", "volcano", "kitchen", "laptop", "network", "sync", "document", "version", "editor", "music", "guitar", "piano", "recipe", "weather", "storm", "lighthouse", "keeper", "bridge", "castle", "dragon", "planet", "orbit", "galaxy", "atom", "energy", "battery", "solar", "wind", "coffee", "tea", "market", "price", "budget", "travel", "train", "station"]
 
 
 def build(home: Path, conversations: int, per_conversation: int, seed: int = 7) -> None:

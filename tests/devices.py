@@ -136,7 +136,7 @@ def pair(inviter: Device, joiner: Device, code: str = "7-violet-anchor") -> None
         eventually(lambda: _offer_open(inviter, code), timeout=20)
         joined = joiner.covey("pair", code, "--address", inviter.address)
         assert joined.returncode == 0, joined.stderr
-        out, err = invite.communicate(timeout=30)
+        _out, err = invite.communicate(timeout=30)
         assert invite.returncode == 0, err.decode()
     finally:
         if invite.poll() is None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sync.frames import Frame, FrameType, encode  # noqa: E402
-from tests.test_protocol_properties import check_unharmed, fuzz_target  # noqa: E402
+from sync.frames import Frame, FrameType, encode
+from tests.test_protocol_properties import check_unharmed, fuzz_target
 
 
 def mutate(rng: random.Random, data: bytes) -> bytes:

@@ -31,9 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.devices import Device, eventually  # noqa: E402
-from tests.netns import Lan, can_netns  # noqa: E402
-
+from tests.devices import Device, eventually
+from tests.netns import Lan, can_netns
 
 DISK = "48m"  # each device's home: room for the soak, and quick to fill
 

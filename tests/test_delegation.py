@@ -97,7 +97,7 @@ def test_partitioned_runner_stops_writing_when_it_returns(devices) -> None:  # t
     asking = handed_over_and_streaming(a, b, "a long one")
     assert b.proc is not None
     b.proc.send_signal(signal.SIGSTOP)  # cut off: alive, silent, will come back
-    out, err = asking.communicate(timeout=120)
+    _out, err = asking.communicate(timeout=120)
     assert asking.returncode == 0, err.decode()
     b.proc.send_signal(signal.SIGCONT)
     eventually(lambda: "superseded" in b.log.read_text(), timeout=60)
@@ -274,7 +274,7 @@ def test_a_killed_runner_whose_clock_is_ahead_is_taken_over_promptly(devices) ->
     eventually(lambda: a.history() and len(last_answer(a)["text"]) > 20, timeout=30)
     b.kill()
     killed = time.monotonic()
-    out, err = asking.communicate(timeout=60)
+    _out, err = asking.communicate(timeout=60)
     took = time.monotonic() - killed
     assert asking.returncode == 0, err.decode()
     final = last_answer(a)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,7 @@ def pair_by_mdns(inviter: Device, joiner: Device, code: str) -> float:
         started = time.monotonic()
         joined = joiner.covey("pair", code)
         assert joined.returncode == 0, joined.stderr
-        out, err = invite.communicate(timeout=60)
+        _out, err = invite.communicate(timeout=60)
         assert invite.returncode == 0, err.decode()
         return time.monotonic() - started
     finally:
@@ -52,7 +51,7 @@ def same(*devs: Device) -> bool:
 
 
 def test_three_devices_find_each_other_pair_and_converge_by_mdns_alone(devices) -> None:  # type: ignore[no-untyped-def]
-    made, make = devices
+    _made, make = devices
     a, b, c = make("a"), make("b"), make("c")
     stranger = make("stranger")  # another household on the same LAN
     for dev in (a, b, c, stranger):
@@ -80,7 +79,7 @@ def test_three_devices_find_each_other_pair_and_converge_by_mdns_alone(devices) 
 
 
 def test_killed_device_is_marked_offline_and_comes_back(devices) -> None:  # type: ignore[no-untyped-def]
-    made, make = devices
+    _made, make = devices
     a, b = make("a"), make("b")
     a.serve()
     b.serve()
@@ -97,14 +96,14 @@ def test_killed_device_is_marked_offline_and_comes_back(devices) -> None:  # typ
 
 
 def test_doctor_reports_mdns_working_on_loopback(devices) -> None:  # type: ignore[no-untyped-def]
-    made, make = devices
+    _made, make = devices
     a = make("a")
     result = a.covey("doctor", "--network")
     assert "[ok  ] mdns" in result.stdout and "working" in result.stdout, result.stdout
 
 
 def test_doctor_without_network_flag_sends_nothing(devices) -> None:  # type: ignore[no-untyped-def]
-    made, make = devices
+    _made, make = devices
     a = make("a")
     result = a.covey("doctor")
     assert "covey doctor --network" in result.stdout

@@ -47,12 +47,12 @@ def test_devices_in_namespaces_discover_pair_converge_and_survive_a_cut(lan: Lan
         started = time.monotonic()
         for device, prefix in devices:
             device.serve(prefix=prefix)
-        (a, in_a), (b, in_b), (c, in_c) = devices
+        (a, _in_a), (b, in_b), (c, in_c) = devices
         # pairing by code with no address: the joiner finds the inviter by mDNS
         for joiner, inside, code in ((b, in_b, "21-amber-anchor"), (c, in_c, "22-amber-anchor")):
             invite = a.popen("pair", "--code", code)
             joined = joiner.popen("pair", code, prefix=inside)
-            out, err = joined.communicate(timeout=60)
+            _out, err = joined.communicate(timeout=60)
             assert joined.returncode == 0, err.decode()
             assert invite.wait(timeout=60) == 0
         paired_at = time.monotonic()

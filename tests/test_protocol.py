@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.config import Paths
 from app.errors import InvalidUpdateError
 from sync import versions
-from app.config import Paths
 from sync.frames import MAX_FRAME, Frame, FrameType, encode
 from sync.protocol import (
     PART_SIZE,
@@ -107,7 +107,7 @@ def test_only_the_missing_delta_is_sent(two) -> None:  # type: ignore[no-untyped
     before = bytes.fromhex(b.version_vector(conv).hex())
     a.add_message(conv, "user", "one more")
     delta = a.export_updates(conv, before)
-    sa, sb, _ = connect(a, b)
+    sa, _sb, _ = connect(a, b)
     assert b.conversation(conv) == a.conversation(conv)
     assert sa.bytes_sent <= 1.1 * len(delta) + 5 * 1024
     assert sa.bytes_sent < len(a.export_updates(conv))
@@ -128,7 +128,7 @@ def test_large_update_is_split_into_frames(two) -> None:  # type: ignore[no-unty
     a, b = two
     conv = a.create_conversation()
     a.add_message(conv, "user", "x" * (3 * MAX_FRAME))
-    sa, sb, _ = connect(a, b)
+    sa, _sb, _ = connect(a, b)
     assert sa.bytes_sent > 3 * MAX_FRAME and len(a.export_updates(conv)) > 2 * PART_SIZE
     assert b.conversation(conv) == a.conversation(conv)
 

@@ -6,7 +6,6 @@ import json
 import random
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -66,7 +65,7 @@ def test_concurrent_writes_to_one_conversation_lose_nothing(devices) -> None:  #
     a.serve()
     b.serve()
     assert a.covey("ask", *FAKE, "shared start").returncode == 0
-    conv = eventually(lambda: b.history())[0]["id"]
+    conv = eventually(b.history)[0]["id"]
     procs = []
     for i in range(3):
         procs.append(a.popen("ask", *FAKE, "--conversation", conv, f"a says {i}"))

@@ -13,9 +13,9 @@ import pytest
 
 from app.bench_clone import conversations_in
 from app.config import Paths
+from app.sample_history import write_export
 from sync.store import Store
 from tests.devices import Device, eventually, pair
-from app.sample_history import write_export
 
 
 @pytest.fixture

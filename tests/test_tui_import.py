@@ -11,6 +11,7 @@ from app.importers import Tally, open_source
 from app.importers.writer import restore_many
 from app.ui.app import CoveyApp
 from app.ui.widgets import MessageView
+from sync.conversation import Message
 from tests.import_samples import write_chatgpt
 from tests.tui_helpers import make_context, texts, wait_until
 
@@ -45,7 +46,12 @@ async def test_an_imported_tree_is_navigable_and_answers_can_be_rated(tmp_path: 
         answer = list(app.query(MessageView))[1]
         answer.focus()
         await pilot.press("plus")
-        rated = lambda: ctx.store.conversation(trip).message(answer.message.id)
+
+        def rated() -> Message:
+            found = ctx.store.conversation(trip).message(answer.message.id)
+            assert found is not None
+            return found
+
         await wait_until(pilot, lambda: rated().rating == "up" and "▲ good" in caption(
             list(app.query(MessageView))[1]))
         await pilot.press("plus")  # the same key again takes it back

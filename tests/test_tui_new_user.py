@@ -71,7 +71,7 @@ async def test_settings_fit_80x24_and_empty_fields_take_their_defaults(tmp_path:
 @pytest.mark.asyncio
 async def test_down_from_the_filter_and_ctrl_l_reach_the_list(tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "home")
-    for n in range(3):
+    for _n in range(3):
         ctx.store.create_conversation()
     app = CoveyApp(ctx)
     async with app.run_test(size=(80, 24)) as pilot:

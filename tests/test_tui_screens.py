@@ -16,7 +16,7 @@ from app.ui.app import CoveyApp
 from app.ui.household import DevicesScreen, HouseholdBar
 from app.ui.pairing import PairingScreen
 from app.ui.settings import SettingsScreen
-from sync import household, pairing
+from sync import household, offers, pairing
 from sync.identity import load_or_create
 from tests.devices import free_port
 from tests.tui_helpers import make_context, wait_until
@@ -74,7 +74,7 @@ async def test_pairing_screen_shows_a_code_and_the_other_device_joins(two) -> No
     finally:
         node.stop()
     assert {d.name for d in household.devices(a.store)} == {"laptop", "pi"}
-    assert pairing.offer_state(a.store.db.conn, code)[0] == "used"
+    assert offers.offer_state(a.store, code)[0] == "used"
 
 
 @pytest.mark.asyncio
@@ -85,7 +85,7 @@ async def test_pairing_screen_enters_the_code_another_device_shows(two) -> None:
     try:
         household.ensure(b.store, b.identity, "pi")
         code = pairing.new_code()
-        pairing.open_offer(b.store.db.conn, code)
+        offers.open_offer(b.store, code)
         app = CoveyApp(a)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.press("ctrl+p")  # the command palette reaches the pairing screen too

@@ -7,10 +7,14 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from app.api.keys import KeyRing
 from app.context import Context
 from app.job_worker import JobWorker
+
+if TYPE_CHECKING:  # (the server pulls in aiohttp: imported when the API starts)
+    from app.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +49,8 @@ def _to_stderr(text: str) -> None:
     print(f"covey: {text}", file=sys.stderr, flush=True)
 
 
-async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None,  # type: ignore[no-untyped-def]
-                    say: Callable[[str], None] = _to_stderr):
+async def start_api(ctx: Context, worker: JobWorker | None, listen: str | None,
+                    say: Callable[[str], None] = _to_stderr) -> ApiServer | None:
     """The API server beside this node, or None if it could not listen (said loudly, to `say`:
     stderr for `covey serve`, a notice in the terminal app)."""
     from app.api.front import FrontDoor

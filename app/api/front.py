@@ -14,17 +14,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from app import remote_ask
 from app.api import catalog
 from app.api.wire import ApiError, ChatRequest, Usage
 from app.assistant import Turn
 from app.config import Config
-from app.delegation import JobRef, attach_job
-from app.delegation import cancel_job, current_job
+from app.delegation import JobRef, attach_job, cancel_job, current_job
 from app.job_worker import Follower, JobWorker
-from models.base import ChatMessage, GenerationParams
+from models.base import ChatMessage, GenerationParams, Role
+from sync import peer_state
 from sync.store import Store
+
+if TYPE_CHECKING:  # (the context is handed in; importing it here would pull in the models)
+    from app.context import Context
 
 
 @dataclass
@@ -59,10 +63,10 @@ class Answer:
 
 
 class FrontDoor:
-    def __init__(self, ctx: object, worker: JobWorker | None) -> None:
+    def __init__(self, ctx: Context, worker: JobWorker | None) -> None:
         self.ctx = ctx  # (a Context: its store and config; remote_ask.watch reads its store)
-        self.store: Store = ctx.store  # type: ignore[attr-defined]
-        self.config: Config = ctx.config  # type: ignore[attr-defined]
+        self.store: Store = ctx.store
+        self.config: Config = ctx.config
         self.worker = worker
 
     def local_model(self) -> str | None:
@@ -76,7 +80,7 @@ class FrontDoor:
             return []  # (an unrecorded answer runs on the worker's own model only)
         from app.model_choice import local_models
 
-        return [m.name for m in local_models(self.ctx) if m.usable]  # type: ignore[arg-type]
+        return [m.name for m in local_models(self.ctx) if m.usable]
 
     def models(self) -> list[tuple[str, str, int]]:
         return catalog.listing(self.store, self.local_model(), self.local_others())
@@ -94,8 +98,7 @@ class FrontDoor:
         params = self._params(request)
         prompt: list[ChatMessage] = ([{"role": "system", "content": request.system}]
                                      if request.system else [])
-        prompt += [{"role": t.role, "content": t.content}  # type: ignore[misc]
-                   for t in request.dialogue]
+        prompt += [{"role": cast(Role, t.role), "content": t.content} for t in request.dialogue]
         answer = Answer(model, name, params, prompt)
         if not self.config.api_record:
             if target != me:
@@ -128,7 +131,7 @@ class FrontDoor:
         def note(text: str) -> None:  # (a take-over: said in the stream, plainly marked)
             piece(f"\n[covey: {text}]\n")
 
-        answer.status = remote_ask.watch(self.ctx, answer.ref, answer.params,  # type: ignore[arg-type]
+        answer.status = remote_ask.watch(self.ctx, answer.ref, answer.params,
                                          on_piece=piece, on_note=note, cancel=cancel,
                                          run_here=False)
         answer.text = "".join(pieces)
@@ -143,7 +146,7 @@ class FrontDoor:
         try:
             finished_seen = ticks = 0
             while not follower.ended.wait(0.05):
-                if cancel.is_set() and not answer.status == "cancelling":
+                if cancel.is_set() and answer.status != "cancelling":
                     cancel_job(self.store, ref)  # the runner stops at its next commit
                     answer.status = "cancelling"
                 ticks += 1
@@ -174,7 +177,7 @@ class FrontDoor:
             whole = model.count_tokens(answer.prompt + [{"role": "assistant",
                                                          "content": answer.text}])
             return Usage(prompt, max(0, whole - prompt - 4) if answer.text else 0)
-        except Exception:  # noqa: BLE001 - counting is a courtesy; never fail an answer over it
+        except Exception:  # counting is a courtesy; never fail an answer over it
             return Usage(0, 0)
 
     # -- the pieces -------------------------------------------------------------------------
@@ -185,7 +188,7 @@ class FrontDoor:
         target = choose(self.store, "auto", 0.0 if self.local_model() is None else 1e9)
         if target == self.store.device_id and self.local_model() is None:
             best = catalog.offers(self.store, None)
-            online = [o for o in best if o.device_id in catalog.routing.online_devices(self.store)]
+            online = [o for o in best if o.device_id in peer_state.online_devices(self.store)]
             if not online:
                 raise ApiError(503, "no device of the household can run a model now",
                                "server_error", "model_unavailable")
@@ -216,8 +219,8 @@ class FrontDoor:
             conv_id = store.create_conversation(system_prompt=request.system)
             store.set_client(conv_id, client)
             parent: str | None = ""
-            for turn in dialogue[:-1]:  # earlier turns covey never saw: recorded as they were
-                parent = store.add_message(conv_id, turn.role, turn.content,
+            for said in dialogue[:-1]:  # earlier turns covey never saw: recorded as they were
+                parent = store.add_message(conv_id, said.role, said.content,
                                            parent_id=parent or "")
         else:
             conv_id, parent = found
@@ -227,8 +230,8 @@ class FrontDoor:
                                       status="queued")
         turn = Turn(conv_id, prompt_id, answer_id, found is None)
         if answer.here:  # (before the job exists, so the worker cannot start without us)
-            answer.follower = self.worker.follow(answer_id,  # type: ignore[union-attr]
-                                                 answer.piece)
+            assert self.worker is not None  # (answering here means a worker runs here)
+            answer.follower = self.worker.follow(answer_id, answer.piece)
         attach_job(store, turn, target, params, title=self.config.auto_title and found is None,
                    model=answer.model if answer.model != catalog.AUTO else None)
         return JobRef(conv_id, answer_id)

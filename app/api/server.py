@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 8 * 1024 * 1024  # bytes of a request body (a long conversation fits many times)
 MAX_AT_ONCE = 16  # requests in progress; more are told to come back (429)
-CLIENT = web.AppKey("client", str)
+CLIENT = web.RequestKey("client", str)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -70,7 +70,9 @@ class ApiServer:
         host, _, port = self.listen.rpartition(":")
         site = web.TCPSite(self._runner, host.strip("[]") or "127.0.0.1", int(port))
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        server = site._server
+        # (aiohttp types it as asyncio's AbstractServer; what TCPSite starts is a Server)
+        sockets = server.sockets if isinstance(server, asyncio.Server) else []
         self.bound = sockets[0].getsockname()[:2] if sockets else None
         log.info("API listening on http://%s:%s/v1", *(self.bound or ("?", "?")))
 
@@ -87,7 +89,7 @@ class ApiServer:
                      ) -> web.StreamResponse:
         """Who is asking (a key's name, or "localhost"); errors in OpenAI's shape."""
         try:
-            request[CLIENT] = self._client(request)  # type: ignore[index]
+            request[CLIENT] = self._client(request)
             return await handler(request)
         except ApiError as exc:
             return _error(exc)
@@ -152,8 +154,8 @@ class ApiServer:
         self._at_once += 1
         cancel = threading.Event()
         try:
-            answer = await self._off_loop(self.door.open, chat, request[CLIENT])  # type: ignore[index]
-            log.info("API: %s asks %s (on %s)", request[CLIENT], answer.model,  # type: ignore[index]
+            answer = await self._off_loop(self.door.open, chat, request[CLIENT])
+            log.info("API: %s asks %s (on %s)", request[CLIENT], answer.model,
                      answer.device_name)
             if chat.stream:
                 return await self._stream(request, chat, answer, cancel)

@@ -87,7 +87,7 @@ def _list_source(path: Path) -> Source:
                         return ChatGPTSource(path)
                     if value == "chat":
                         return OpenWebUISource(path)
-                if prefix == "item" and event not in ("start_map", "map_key") or n > PEEK_EVENTS:
+                if (prefix == "item" and event not in ("start_map", "map_key")) or n > PEEK_EVENTS:
                     break  # (the end of the first item, or an item that is not an object)
                 if (prefix, event) == ("", "end_array"):
                     raise ImportFormatError(f"{path.name} is an empty list: nothing to import")

@@ -21,7 +21,6 @@ from app.importers.base import Tally, count_branches
 from sync import conversation as schema
 from sync.conversation import Conversation, Message
 
-
 #: covey's conversation ids (other document ids, such as the household's, are not imported).
 CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 

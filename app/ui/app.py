@@ -9,9 +9,9 @@ store, SQLite being the bus) and update the open conversation in place.
 from __future__ import annotations
 
 import threading
-
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
@@ -30,7 +30,7 @@ from app.ui.dialogs import AskText
 from app.ui.household import DevicesScreen, HouseholdBar
 from app.ui.pairing import PairingScreen
 from app.ui.settings import SettingsScreen
-from app.ui.sidebar import ConversationList, Sidebar
+from app.ui.sidebar import Sidebar
 from app.ui.widgets import PromptArea
 from sync.store import StoreEvent
 
@@ -219,10 +219,10 @@ class CoveyApp(App[None]):
             simple[cmd.name]()
         elif cmd.name in ("title", "system", "delete", "archive") and conv is None:
             self.notify(f"/{cmd.name} works inside a conversation", severity="warning")
-        elif cmd.name == "title":
-            self.action_rename(conv, cmd.argument)  # type: ignore[arg-type]
-        elif cmd.name == "system":
-            self.store.set_system_prompt(conv, cmd.argument)  # type: ignore[arg-type]
+        elif cmd.name == "title" and conv is not None:
+            self.action_rename(conv, cmd.argument)
+        elif cmd.name == "system" and conv is not None:
+            self.store.set_system_prompt(conv, cmd.argument or "")
             self.chat.show(keep_place=True)
             self.notify("System prompt set for this conversation." if cmd.argument
                         else "System prompt cleared for this conversation.")
@@ -318,9 +318,8 @@ class CoveyApp(App[None]):
 
     def action_stop(self) -> None:
         """Esc: stop the answer; else leave an edit; else clear a search."""
-        if not self.chat.stop() and not self.chat.cancel_edit():
-            if self.sidebar.clear_search():
-                self.chat.prompt.focus()
+        if not self.chat.stop() and not self.chat.cancel_edit() and self.sidebar.clear_search():
+            self.chat.prompt.focus()
 
     def action_regenerate(self) -> None:
         self.chat.regenerate()
@@ -348,7 +347,7 @@ class CoveyApp(App[None]):
     def _bar_clicked(self) -> None:
         self.action_devices()
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P) offers everything the app can do."""
         conv = self.conversation_id
         yield SystemCommand("New conversation", "Start a new conversation (Ctrl+N)",

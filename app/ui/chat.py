@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -48,8 +49,8 @@ class ChatPane(Vertical):
 
         conversation_id: str | None
 
-    def __init__(self, ctx: Context, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, ctx: Context, **kwargs: Any) -> None:  # (Textual's own keywords)
+        super().__init__(**kwargs)
         self.ctx = ctx
         self.conversation_id: str | None = None
         self.leaf_id: str | None = None  # the end of the thread shown (None: the newest)
@@ -141,12 +142,12 @@ class ChatPane(Vertical):
         parts = [f"model: {model}"] if model else []
         parts += [f"system prompt: {system_prompt}"] if system_prompt else []
         text = " · ".join(parts)
-        lines = list(box.query(".system-prompt"))
+        lines = list(box.query(".system-prompt").results(Static))
         if not text:
             for line in lines:
                 line.remove()
         elif lines:
-            lines[0].update(text)  # type: ignore[attr-defined]
+            lines[0].update(text)
         else:
             box.mount(Static(text, classes="system-prompt", markup=False),
                       before=0 if box.children else None)
@@ -316,7 +317,7 @@ class ChatPane(Vertical):
             self._run_here(turn, assistant)
         except CoveyError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
-        except Exception as exc:  # noqa: BLE001 - a failed answer must not take the app down
+        except Exception as exc:  # a failed answer must not take the app down
             log.exception("generation failed")
             self.app.call_from_thread(self.notify, f"The answer failed: {exc!r}",
                                       severity="error", timeout=10)

@@ -8,6 +8,7 @@ sync layer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -49,8 +50,8 @@ class HouseholdBar(Static):
     class Clicked(UIMessage):
         pass
 
-    def __init__(self, ctx: Context | None, **kwargs: object) -> None:
-        super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, ctx: Context | None, **kwargs: Any) -> None:  # (Textual's own keywords)
+        super().__init__("", markup=False, **kwargs)
         self.ctx = ctx
         self.status: HouseholdStatus | None = None
         self._told = False  # the user was told the node failed
@@ -67,7 +68,7 @@ class HouseholdBar(Static):
             return
         try:
             self.status = self._read()
-        except Exception as exc:  # noqa: BLE001 - a status line must never take the app down
+        except Exception as exc:  # a status line must never take the app down
             self._show(f"household: unavailable ({exc})")
             return
         self._show(self.line(self.status))

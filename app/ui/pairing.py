@@ -20,7 +20,7 @@ from textual.widgets import Button, Footer, Input, Label
 
 from app.context import Context
 from app.errors import CoveyError
-from sync import household, pairing
+from sync import household, offers, pairing
 from sync.nodelock import NodeLock
 
 CODE_MINUTES = 5
@@ -77,7 +77,7 @@ class PairingScreen(ModalScreen[bool]):
         store = self.ctx.store
         household.ensure(store, self.ctx.identity, self.ctx.config.device_name)
         self.code = pairing.new_code()
-        offer = pairing.open_offer(store.db.conn, self.code, ttl=CODE_MINUTES * 60)
+        offer = offers.open_offer(store, self.code, ttl=CODE_MINUTES * 60)
         self.expires_at = offer.expires_at
         self.query_one("#code", Label).update(f"   {self.code}   ")
         self._status(f"On the other device: covey pair {self.code}  (or Pair → Enter a code). "
@@ -87,7 +87,7 @@ class PairingScreen(ModalScreen[bool]):
     def _check_offer(self) -> None:
         if self.code is None:
             return
-        state, device_id, reason, _ = pairing.offer_state(self.ctx.store.db.conn, self.code)
+        state, device_id, reason, _ = offers.offer_state(self.ctx.store, self.code)
         if state == "used" and device_id:
             name = next((d.name for d in household.devices(self.ctx.store)
                          if d.device_id == device_id), device_id)
@@ -113,9 +113,9 @@ class PairingScreen(ModalScreen[bool]):
     def _withdraw(self) -> None:
         """Close an open code nobody used (a code is only good while the screen shows it)."""
         if self.code is not None:
-            state, *_ = pairing.offer_state(self.ctx.store.db.conn, self.code)
+            state, *_ = offers.offer_state(self.ctx.store, self.code)
             if state == "open":
-                pairing.finish_offer(self.ctx.store.db.conn, self.code, "failed",
+                offers.finish_offer(self.ctx.store, self.code, "failed",
                                      reason="withdrawn")
         self._stop_watch()
 

@@ -7,6 +7,7 @@ Rows come from the store's materialized view; no conversation document is loaded
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -16,8 +17,8 @@ from textual.css.query import NoMatches
 from textual.message import Message as UIMessage
 from textual.widgets import Input, Label, ListView
 
-from app.ui.widgets import ConversationItem
 from app.errors import CoveyError
+from app.ui.widgets import ConversationItem
 from sync.store import Store
 from sync.view import SearchHit
 
@@ -73,8 +74,8 @@ class Sidebar(Vertical):
         action: str  # rename | delete | archive | show_archived | undo
         conversation_id: str | None
 
-    def __init__(self, store: Store, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, store: Store, **kwargs: Any) -> None:  # (Textual's own keywords)
+        super().__init__(**kwargs)
         self.store = store
         self.show_archived = False
         self._hits: list[SearchHit] | None = None  # the list shows these search hits

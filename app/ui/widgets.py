@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message as UIMessage
 from textual.content import Content
+from textual.message import Message as UIMessage
 from textual.widgets import Label, ListItem, Markdown, Static, TextArea
 
 from sync.conversation import Message
@@ -154,8 +154,8 @@ class PromptArea(TextArea):
     class Submitted(UIMessage):
         text: str
 
-    def __init__(self, history: Callable[[], list[str]], **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, history: Callable[[], list[str]], **kwargs: Any) -> None:  # (Textual's own keywords)
+        super().__init__(**kwargs)
         self._load_history = history
         self._history: list[str] | None = None  # newest first; loaded on the first ↑
         self._position = -1  # -1: the text being written, not a history entry
