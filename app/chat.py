@@ -6,6 +6,8 @@ import sys
 import threading
 from typing import TextIO
 
+from app import asking
+from app.asking import Question
 from app.context import Context
 from app.errors import CoveyError
 from app.pipeline import SlashCommand, parse_input
@@ -54,17 +56,26 @@ class ChatSession:
                 self.say(f"error: {exc}")
 
     def ask(self, prompt: str) -> None:
-        assistant = self.ctx.assistant
-        turn = assistant.start(prompt, self.conversation_id, self.pending_system)
-        self.conversation_id, self.pending_system = turn.conversation_id, None
+        """Through the same front door as `covey ask`: `run_on`, named models and this
+        device's warm node count here too."""
         cancel = threading.Event()
+        system, self.pending_system = self.pending_system, None
+
+        def started(conv_id: str) -> None:
+            self.conversation_id = conv_id
+
         self.out.write("covey> ")
         try:
-            answer = assistant.answer(turn, assistant.params(), on_piece=self._piece, cancel=cancel)
+            asked = asking.ask(self.ctx, Question(prompt, self.conversation_id, system),
+                               on_piece=self._piece, on_started=started, cancel=cancel)
         except KeyboardInterrupt:
+            cancel.set()
             self.say("\n[stopped]")
             return
-        self.say("" if answer.status == "done" else f"\n[{answer.status}]")
+        if asked.status == "queued":
+            self.say("[queued: no capable device is online; it runs when one appears]")
+        else:
+            self.say("" if asked.status == "done" else f"\n[{asked.status}]")
 
     def _piece(self, piece: str) -> None:
         self.out.write(piece)

@@ -281,3 +281,24 @@ def test_a_killed_runner_whose_clock_is_ahead_is_taken_over_promptly(devices) ->
     assert final["attempts"] == 2 and final["model"] == "pi-model"
     print(f"\nrunner 1 h ahead, killed → answer finished here {took:.1f} s later")
     assert took < 15  # lease (4 s) + grace, then 300 words at 5 ms: not the skew's hour
+
+
+def test_the_line_chat_runs_its_answers_where_run_on_says(devices) -> None:  # type: ignore[no-untyped-def]
+    """`covey chat` asks through the same front door as `covey ask` (app/asking.py)."""
+    a = devices("pi", "fake:name=pi-model")
+    b = devices("laptop", "fake:delay=0.002,words=40,name=fast")
+    with (a.home / "config.toml").open("a") as config:
+        config.write('run_on = "laptop"\n')
+    pair(a, b)
+    a.serve()
+    b.serve()
+    eventually(lambda: ready_to_route(a, b))
+    chat = a.covey("chat", input=b"who answers?\nand again?\n/quit\n")
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout.count(answer(40)) == 2, chat.stdout
+    conv = a.history()[0]["id"]
+    shown = json.loads(a.covey("show", conv, "--json").stdout)
+    answers = [m for m in shown["messages"] if m["role"] == "assistant"]
+    assert len(answers) == 2 and len(a.history()) == 1  # one conversation, continued
+    assert all(m["device"] == b.device_id and m["model"] == "fast"
+               and m["requested_by"] == a.device_id for m in answers)
