@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loro import LoroDoc
+
 from app import pipeline
 from app.config import Config
 from app.errors import UsageError
@@ -66,27 +68,22 @@ class Assistant:
 
     def start(
         self, prompt: str, conversation_id: str | None = None, system_prompt: str | None = None,
-        parent_id: str | None = None,
+        parent_id: str | None = None, job: Callable[[LoroDoc, str], object] | None = None,
     ) -> Turn:
-        """Record the prompt and an empty answer to stream into.
+        """Record the prompt and an empty answer to stream into, in one commit.
 
         `parent_id` is the message the prompt follows (default: the last one); "" starts a new
-        branch at the top of the conversation.
+        branch at the top of the conversation. With `job` (delegation's setup of a job for the
+        answer, in the same commit) the answer is queued for whoever runs it, not streaming here.
         """
         if not prompt.strip():
             raise UsageError("the prompt is empty; say what you want to ask")
         new = conversation_id is None
-        if conversation_id is None:
-            conversation_id = self.store.create_conversation(
-                system_prompt=system_prompt or self.config.system_prompt
-            )
-        elif system_prompt:
-            self.store.set_system_prompt(conversation_id, system_prompt)
-        prompt_id = self.store.add_message(conversation_id, "user", prompt, parent_id=parent_id)
-        answer_id = self.store.add_message(
-            conversation_id, "assistant", "", parent_id=prompt_id, status="streaming",
-            model=self.model.info.name,
-        )
+        system = (system_prompt or self.config.system_prompt) if new else system_prompt
+        status, model = ("queued", None) if job else ("streaming", self.model.info.name)
+        conversation_id, prompt_id, answer_id = self.store.add_turn(
+            conversation_id, prompt, system_prompt=system, parent_id=parent_id, status=status,
+            model=model, then=job)
         return Turn(conversation_id, prompt_id, answer_id, new)
 
     def answer(

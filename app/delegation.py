@@ -49,14 +49,37 @@ class JobRef:
 def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
                 assignee: str, params: GenerationParams | None = None,
                 parent_id: str | None = None, model: str | None = None) -> tuple[Turn, str]:
-    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued).
+    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued), in one
+    commit: the answer is queued from the start (no peer ever sees it streaming here).
 
     The requester's generation settings travel with the job, so the runner answers exactly as
     asked (and as it would have answered the same request locally).
     """
-    turn = assistant.start(prompt, conv_id, system, parent_id)
-    title = assistant.config.auto_title and assistant.store.untitled(turn.conversation_id)
-    return turn, attach_job(assistant.store, turn, assignee, params, title, model)
+    store = assistant.store
+    title = assistant.config.auto_title and (conv_id is None or store.untitled(conv_id))
+    first: list[str] = []
+
+    def job(doc: LoroDoc, answer_id: str) -> None:
+        first.append(_setup_job(doc, answer_id, store.device_id, assignee, params, title, model))
+
+    turn = assistant.start(prompt, conv_id, system, parent_id, job=job)
+    return turn, first[0]
+
+
+def _setup_job(doc: LoroDoc, answer_id: str, me: str, assignee: str,
+               params: GenerationParams | None, title: bool, model: str | None) -> str:
+    """The job for answer `answer_id` and its first attempt (id returned), in `doc`."""
+    settings: dict[str, object] | None = None
+    if params is not None:
+        settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
+                    "top_p": params.top_p, "seed": params.seed,
+                    "stop": list(params.stop) or None}
+    if title:
+        settings = (settings or {}) | {"title": True}
+    if model:
+        settings = (settings or {}) | {"model": model}
+    jobs.start_job(doc, answer_id, requested_by=me, params=settings)
+    return jobs.add_attempt(doc, answer_id, 1, me, assignee)
 
 
 def attach_job(store: Store, turn: Turn, assignee: str,
@@ -67,24 +90,11 @@ def attach_job(store: Store, turn: Turn, assignee: str,
     With `title`, the device that answers also titles the (new) conversation: it has the model.
     `model` names the model to answer with (the runner's own when None).
     """
-    me = store.device_id
-    holder: list[str] = []
-
-    def setup(doc: LoroDoc) -> None:
-        settings: dict[str, object] | None = None
-        if params is not None:
-            settings = {"max_tokens": params.max_tokens, "temperature": params.temperature,
-                        "top_p": params.top_p, "seed": params.seed,
-                        "stop": list(params.stop) or None}
-        if title:
-            settings = (settings or {}) | {"title": True}
-        if model:
-            settings = (settings or {}) | {"model": model}
-        jobs.start_job(doc, turn.answer_id, requested_by=me, params=settings)
-        holder.append(jobs.add_attempt(doc, turn.answer_id, 1, me, assignee))
-
-    store.write(turn.conversation_id, setup, touched={turn.answer_id})
-    return holder[0]
+    return store.write(
+        turn.conversation_id,
+        lambda doc: _setup_job(doc, turn.answer_id, store.device_id, assignee, params, title,
+                               model),
+        touched={turn.answer_id})
 
 
 def current_job(store: Store, ref: JobRef) -> tuple[str, jobs.Job | None]:

@@ -7,7 +7,7 @@ refreshes the view rows of that conversation in the same transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,6 +53,52 @@ class Store(DocumentStore):
         self.write(conv_id, init, touched=None, create=True)
         return conv_id
 
+    def add_turn(
+        self, conv_id: str | None, prompt: str, *, system_prompt: str | None = None,
+        parent_id: str | None = None, status: str = "streaming", model: str | None = None,
+        then: Callable[[LoroDoc, str], object] | None = None,
+    ) -> tuple[str, str, str]:
+        """A prompt and its (empty) answer in one commit — in a new conversation when `conv_id`
+        is None — and `then(doc, answer_id)` in the same commit (a job for the answer: a peer
+        never sees it as anything but queued). Returns (conversation, prompt, answer) ids.
+
+        `parent_id` as for `add_message`; `system_prompt` is the new conversation's, or replaces
+        the conversation's own."""
+        new = conv_id is None
+        conv = conv_id or new_id()
+        prompt_id, answer_id = new_id(), new_id()
+
+        def add(doc: LoroDoc) -> None:
+            if new:
+                schema.init_conversation(doc, conv_id=conv, title=DEFAULT_TITLE,
+                                         created_at=now_iso(), created_by=self.device_id,
+                                         system_prompt=system_prompt)
+            elif system_prompt:
+                schema.set_meta(doc, system_prompt=system_prompt)
+            parent = parent_id
+            if parent is None and not new:
+                last = schema.read_conversation(conv, doc)
+                parent = last.messages[-1].id if last and last.messages else None
+            self._append_new(doc, Message(id=prompt_id, role="user", text=prompt,
+                                          created_at=now_iso(), device=self.device_id,
+                                          parent_id=parent or None))
+            self._append_new(doc, Message(id=answer_id, role="assistant", text="",
+                                          created_at=now_iso(), device=self.device_id,
+                                          model=model, status=status, parent_id=prompt_id))
+            if then is not None:
+                then(doc, answer_id)
+
+        self.write(conv, add, touched=None if new else {prompt_id, answer_id}, create=new)
+        return conv, prompt_id, answer_id
+
+    def _append_new(self, doc: LoroDoc, message: Message) -> None:
+        entry = schema.append_message(doc, message)
+        if message.status == "streaming":
+            self._streaming.add(message.id)
+            # Which process streams it: if that process dies, the next store to open on
+            # this device marks the answer interrupted instead of "streaming" forever.
+            entry.insert("writer_slot", self._writer.slot)
+
     def add_message(
         self, conv_id: str, role: str, text: str, *, parent_id: str | None = None,
         status: str = "done", model: str | None = None,
@@ -66,16 +112,10 @@ class Store(DocumentStore):
             if parent is None:
                 last = schema.read_conversation(conv_id, doc)
                 parent = last.messages[-1].id if last and last.messages else None
-            parent = parent or None
-            entry = schema.append_message(doc, Message(
+            self._append_new(doc, Message(
                 id=message_id, role=role, text=text, created_at=now_iso(),
-                device=self.device_id, model=model, status=status, parent_id=parent,
+                device=self.device_id, model=model, status=status, parent_id=parent or None,
             ))
-            if status == "streaming":
-                self._streaming.add(message_id)
-                # Which process streams it: if that process dies, the next store to open on
-                # this device marks the answer interrupted instead of "streaming" forever.
-                entry.insert("writer_slot", self._writer.slot)
 
         self.write(conv_id, add, touched={message_id})
         return message_id

@@ -128,3 +128,28 @@ def test_params_from_config_and_overrides(store: Store, fake_model: FakeModel) -
     assistant = Assistant(store, fake_model, Config(max_tokens=99, temperature=0.3, seed=4))
     assert assistant.params() == GenerationParams(max_tokens=99, temperature=0.3, top_p=0.95, seed=4)
     assert assistant.params(max_tokens=5, seed=None).max_tokens == 5
+
+
+def test_a_delegated_answer_is_one_commit_and_queued_from_the_start(
+        store: Store, fake_model: FakeModel, config: Config) -> None:
+    """What a peer first sees of a handed-over answer is the job, never a local 'streaming'."""
+    from app.delegation import request_job
+    from sync import jobs
+
+    seen: list[StoreEvent] = []
+    store.subscribe(seen.append)
+    assistant = Assistant(store, fake_model, config)
+    conv_id: str | None = None
+    for _ in range(2):  # a new conversation, then the same one continued
+        seen.clear()
+        turn, attempt = request_job(assistant, "a question", conv_id, None, "DEVICE-B",
+                                    GenerationParams(max_tokens=16))
+        conv_id = turn.conversation_id
+        assert len(seen) == 1 and seen[0].doc_id == conv_id  # one commit
+        answer = store.conversation(conv_id).message(turn.answer_id)
+        assert answer is not None and answer.status == "queued" and answer.model is None
+        raw = store.read(conv_id, lambda doc: doc.get_deep_value())
+        job = jobs.read_job(raw["messages"][-1])
+        assert job is not None and job.current is not None and job.current.id == attempt
+        assert job.current.assignee == "DEVICE-B" and job.requested_by == "DEVICE-A"
+    assert conv_id is not None and len(store.conversation(conv_id).messages) == 4
