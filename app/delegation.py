@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from loro import LoroDoc, LoroMap
+from loro import LoroDoc
 
 from app import pipeline
 from app.assistant import Assistant, Turn
 from app.errors import CoveyError
 from models.base import ChatModel, GenerationParams
 from sync import jobs
+from sync.jobs import Superseded
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,6 @@ RENEW_EVERY = 1.0
 COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
 COMMIT_EVERY_PIECES = 2
 LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS = 8, 0.25  # (as app/assistant.py commits)
-
-
-class Superseded(Exception):
-    """The attempt was cancelled or replaced by a newer one: stop generating."""
 
 
 @dataclass(frozen=True)
@@ -102,26 +99,18 @@ def current_job(store: Store, ref: JobRef) -> tuple[str, jobs.Job | None]:
     conv = store.conversation(ref.conversation_id)
     message = conv.message(ref.answer_id)
     status = message.status if message else "failed"
-    raw = store.read(ref.conversation_id, lambda doc: _raw_message(doc, ref.answer_id))
+    raw = store.read(ref.conversation_id, lambda doc: jobs.raw_message(doc, ref.answer_id))
     return status, jobs.read_job(raw) if isinstance(raw, dict) else None
-
-
-def _raw_message(doc: LoroDoc, message_id: str) -> object:
-    from sync import conversation as schema
-
-    entry = schema.message_map(doc, message_id)
-    return entry.get_deep_value() if entry is not None else None
 
 
 def take_over(store: Store, ref: JobRef, assignee: str) -> str:
     """A new attempt for the job, assigned to `assignee`; returns its id."""
     _, job = current_job(store, ref)
     n = (job.current.n if job and job.current else 0) + 1
-    holder: list[str] = []
-    store.write(ref.conversation_id, lambda doc: holder.append(jobs.add_attempt(
-        doc, ref.answer_id, n, store.device_id, assignee)), touched={ref.answer_id})
-    log.info("took over %s as attempt %s on %s", ref.answer_id, holder[0], assignee)
-    return holder[0]
+    aid = store.write(ref.conversation_id, lambda doc: jobs.add_attempt(
+        doc, ref.answer_id, n, store.device_id, assignee), touched={ref.answer_id})
+    log.info("took over %s as attempt %s on %s", ref.answer_id, aid, assignee)
+    return aid
 
 
 def cancel_job(store: Store, ref: JobRef) -> None:
@@ -239,65 +228,18 @@ class AttemptRunner:
         )
 
     def _claim(self, ref: JobRef, aid: str) -> bool:
-        claimed: list[bool] = []
-
-        def claim(doc: LoroDoc) -> None:
-            attempt = jobs.attempt_map(doc, ref.answer_id, aid)
-            if attempt is None or _plain(attempt, "started") is True:
-                claimed.append(False)
-                return
-            attempt.insert("started", True)
-            attempt.insert("model", self.model.info.name)
-            jobs.beat(attempt)
-            from sync import conversation as schema
-
-            entry = schema.message_map(doc, ref.answer_id)
-            if entry is not None:
-                entry.insert("status", "streaming")
-                entry.insert("model", self.model.info.name)
-            claimed.append(True)
-
-        self.store.write(ref.conversation_id, claim, touched={ref.answer_id})
-        return claimed[0]
+        return bool(self.store.write(
+            ref.conversation_id, lambda doc: jobs.claim(doc, ref.answer_id, aid,
+                                                        self.model.info.name),
+            touched={ref.answer_id}))
 
     def _commit(self, ref: JobRef, aid: str, text: str, renew: bool,
                 status: str | None = None) -> None:
-        def commit(doc: LoroDoc) -> None:
-            raw = _raw_message(doc, ref.answer_id)
-            job = jobs.read_job(raw) if isinstance(raw, dict) else None
-            if job is None or job.cancel:
-                raise Superseded("cancelled")
-            if job.current is None or job.current.id != aid:
-                raise Superseded(f"superseded by attempt {job.current.id if job.current else '?'}")
-            attempt = jobs.attempt_map(doc, ref.answer_id, aid)
-            assert attempt is not None
-            if text:
-                body = jobs.attempt_text(attempt)
-                body.insert(body.len_unicode, text)
-            if renew:
-                jobs.beat(attempt)
-            if status is not None:
-                from sync import conversation as schema
-
-                entry = schema.message_map(doc, ref.answer_id)
-                if entry is not None:
-                    entry.insert("status", status)
-
-        self.store.write(ref.conversation_id, commit, touched={ref.answer_id},
-                         fsync=status is not None)
+        self.store.write(ref.conversation_id,
+                         lambda doc: jobs.append(doc, ref.answer_id, aid, text, renew, status),
+                         touched={ref.answer_id}, fsync=status is not None)
 
     def _finish_cancelled(self, ref: JobRef, aid: str) -> None:
-        from sync import conversation as schema
-
-        def mark(doc: LoroDoc) -> None:
-            entry = schema.message_map(doc, ref.answer_id)
-            if entry is not None:
-                entry.insert("status", "cancelled")
-
-        self.store.write(ref.conversation_id, mark, touched={ref.answer_id})
-
-
-def _plain(attempt: LoroMap, key: str) -> object:
-    from sync.conversation import plain
-
-    return plain(attempt.get(key))
+        self.store.write(ref.conversation_id,
+                         lambda doc: jobs.finish_cancelled(doc, ref.answer_id),
+                         touched={ref.answer_id})

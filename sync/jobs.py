@@ -141,3 +141,59 @@ def beat(attempt: LoroMap) -> None:
     current = attempt.get("beat")
     value = schema.plain(current) if current is not None else 0
     attempt.insert("beat", (value if type(value) is int else 0) + 1)
+
+
+# -- the runner's steps (what a device running the job writes, each in one commit) -------------
+
+class Superseded(Exception):
+    """The attempt was cancelled or replaced by a newer one: stop generating."""
+
+
+def raw_message(doc: LoroDoc, message_id: str) -> object:
+    """The message's plain value (what `read_job` reads), or None."""
+    entry = schema.message_map(doc, message_id)
+    return entry.get_deep_value() if entry is not None else None
+
+
+def claim(doc: LoroDoc, message_id: str, aid: str, model: str) -> bool:
+    """Start attempt `aid` with `model`, unless it was started already; the answer now streams."""
+    attempt = attempt_map(doc, message_id, aid)
+    if attempt is None or schema.plain(attempt.get("started")) is True:
+        return False
+    attempt.insert("started", True)
+    attempt.insert("model", model)
+    beat(attempt)
+    entry = schema.message_map(doc, message_id)
+    if entry is not None:
+        entry.insert("status", "streaming")
+        entry.insert("model", model)
+    return True
+
+
+def append(doc: LoroDoc, message_id: str, aid: str, text: str, renew: bool,
+           status: str | None = None) -> None:
+    """Add `text` to attempt `aid` (a beat with `renew`; the answer's final `status` when it
+    ends); Superseded if the job was cancelled or another attempt is current."""
+    raw = raw_message(doc, message_id)
+    job = read_job(raw) if isinstance(raw, dict) else None
+    if job is None or job.cancel:
+        raise Superseded("cancelled")
+    if job.current is None or job.current.id != aid:
+        raise Superseded(f"superseded by attempt {job.current.id if job.current else '?'}")
+    attempt = attempt_map(doc, message_id, aid)
+    assert attempt is not None
+    if text:
+        body = attempt_text(attempt)
+        body.insert(body.len_unicode, text)
+    if renew:
+        beat(attempt)
+    if status is not None:
+        entry = schema.message_map(doc, message_id)
+        if entry is not None:
+            entry.insert("status", status)
+
+
+def finish_cancelled(doc: LoroDoc, message_id: str) -> None:
+    entry = schema.message_map(doc, message_id)
+    if entry is not None:
+        entry.insert("status", "cancelled")
