@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.errors import CoveyError
 from sync import household, peer_state
 from sync.nodelock import NodeLock
 from sync.store import Store
@@ -116,3 +117,15 @@ def ago(stamp: float | None, now: float | None = None, coarse: bool = False) -> 
         if seconds >= size:
             return f"{int(seconds // size)} {unit} ago"
     return f"{int(seconds)} s ago"
+
+
+def device_names(store: Store, own_name: str) -> dict[str, str]:
+    """Device id → name, as the household names them (this device by `own_name`), to say
+    which device produced an answer."""
+    names = {store.device_id: own_name}
+    try:
+        names |= {d.device_id: d.name for d in household.members_of(household.snapshot(store))
+                  if d.device_id != store.device_id}
+    except CoveyError:
+        pass
+    return names

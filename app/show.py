@@ -15,19 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from app.context import Context
-from app.errors import CoveyError
-from sync import household
+from app.household_status import device_names
 from sync.conversation import Conversation, Message
-
-
-def device_names(ctx: Context) -> dict[str, str]:
-    names = {ctx.store.device_id: ctx.config.device_name}
-    try:
-        names |= {d.device_id: d.name for d in household.members_of(household.snapshot(ctx.store))
-                  if d.device_id != ctx.store.device_id}
-    except CoveyError:
-        pass
-    return names
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
@@ -40,7 +29,7 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
                                      "messages": [asdict(m) for m in conv.messages]}
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return 0
-    names = device_names(ctx)
+    names = device_names(ctx.store, ctx.config.device_name)
 
     def who(device_id: str | None) -> str:
         if not device_id:

@@ -34,6 +34,12 @@ class Tally:
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] += count
 
+    def count(self, messages: list[Message]) -> None:
+        """One conversation read, with these messages."""
+        self.conversations += 1
+        self.messages += len(messages)
+        self.branches += count_branches(messages)
+
 
 class Source(Protocol):
     """One file (or folder) being imported."""

@@ -24,7 +24,6 @@ from app.importers.base import (
     Tally,
     as_dict,
     as_list,
-    count_branches,
     flatten,
     iso_from_epoch,
     stable_id,
@@ -142,9 +141,7 @@ def convert(raw: Any, tally: Tally) -> Conversation | None:
     if not messages:
         tally.skip("conversations with no messages")
         return None
-    tally.conversations += 1
-    tally.messages += len(messages)
-    tally.branches += count_branches(messages)
+    tally.count(messages)
     return Conversation(
         id=stable_id(SOURCE, source_id), title=text_of(raw.get("title")).strip() or "Untitled",
         created_at=created, title_source="user", archived=raw.get("is_archived") is True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import ijson
@@ -17,7 +16,7 @@ import ijson
 from app.errors import ImportFormatError
 from app.exporting import FORMAT, VERSION
 from app.importers import jsonstream
-from app.importers.base import Tally, count_branches
+from app.importers.base import Tally
 from sync import conversation as schema
 from sync.conversation import Conversation, Message
 
@@ -25,16 +24,8 @@ from sync.conversation import Conversation, Message
 CONVERSATION_ID = re.compile(r"[0-9a-f]{32}")
 
 
-class CoveySource:
+class CoveySource(jsonstream.JsonFileSource):
     label = "covey export"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[bytes] | None = None
-        self._size = max(1, path.stat().st_size)
-
-    def progress(self) -> float:
-        return min(1.0, self._file.tell() / self._size) if self._file is not None else 0.0
 
     def conversations(self, tally: Tally) -> Iterator[Conversation]:
         with self.path.open("rb") as f:
@@ -43,9 +34,7 @@ class CoveySource:
             self._file = f
             for index, raw in enumerate(jsonstream.items(f, self.path.name, "conversations.item")):
                 conv = conversation(raw, index)
-                tally.conversations += 1
-                tally.messages += len(conv.messages)
-                tally.branches += count_branches(conv.messages)
+                tally.count(conv.messages)
                 yield conv
 
 

@@ -4,6 +4,7 @@ the largest single conversation, not the file, so a 1 GB export imports in a few
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import ijson
@@ -39,3 +40,16 @@ def items(f: IO[bytes], name: str, prefix: str = "item") -> Iterator[Any]:
         raise ImportFormatError(f"{name} is not UTF-8 text") from None
     except ijson.JSONError as exc:
         raise ImportFormatError(f"{name} is not JSON ({str(exc).splitlines()[0]})") from None
+
+
+class JsonFileSource:
+    """A source read from one JSON file: how far through it is how far into the file reading
+    has come (set `_file` to the open file while reading)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+        self._size = max(1, path.stat().st_size)
+
+    def progress(self) -> float:
+        return min(1.0, self._file.tell() / self._size) if self._file is not None else 0.0

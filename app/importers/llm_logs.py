@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import ImportFormatError
-from app.importers.base import EPOCH, Node, Tally, count_branches, flatten, stable_id
+from app.importers.base import EPOCH, Node, Tally, flatten, stable_id
 from sync.conversation import Conversation, Message
 
 SOURCE = "llm"
@@ -119,8 +119,7 @@ class LlmLogsSource:
         if not messages:
             tally.skip("conversations with no messages")
             return
-        tally.conversations += 1
-        tally.messages += len(messages)
+        tally.count(messages)
         title = group[0][7] if isinstance(group[0][7], str) and group[0][7].strip() else messages[0].text
         yield Conversation(id=stable_id(SOURCE, "conversation", key), title=_title(title),
                            created_at=messages[0].created_at, system_prompt=system,
@@ -193,9 +192,7 @@ class LlmLogsSource:
         if not messages:
             tally.skip("threads with no messages")
             return None
-        tally.conversations += 1
-        tally.messages += len(messages)
-        tally.branches += count_branches(messages)
+        tally.count(messages)
         name = threads[origin][1]
         title = name if isinstance(name, str) and name.strip() else messages[0].text
         return Conversation(id=stable_id(SOURCE, origin), title=_title(title),

@@ -9,8 +9,7 @@ the message Open WebUI showed last.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from app.errors import ImportFormatError
 from app.importers import jsonstream
@@ -19,7 +18,6 @@ from app.importers.base import (
     Node,
     Tally,
     as_dict,
-    count_branches,
     flatten,
     iso_from_epoch,
     stable_id,
@@ -30,16 +28,8 @@ from sync.conversation import Conversation, Message
 SOURCE = "openwebui"
 
 
-class OpenWebUISource:
+class OpenWebUISource(jsonstream.JsonFileSource):
     label = "Open WebUI export"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[bytes] | None = None
-        self._size = max(1, path.stat().st_size)
-
-    def progress(self) -> float:
-        return min(1.0, self._file.tell() / self._size) if self._file is not None else 0.0
 
     def conversations(self, tally: Tally) -> Iterator[Conversation]:
         with self.path.open("rb") as f:
@@ -94,9 +84,7 @@ def convert(raw: Any, tally: Tally) -> Conversation | None:
     if not messages:
         tally.skip("chats with no messages")
         return None
-    tally.conversations += 1
-    tally.messages += len(messages)
-    tally.branches += count_branches(messages)
+    tally.count(messages)
     params = as_dict(chat.get("params"))
     system = text_of(params.get("system")) or text_of(chat.get("system"))
     title = text_of(raw.get("title")) or text_of(chat.get("title"))

@@ -22,10 +22,10 @@ from textual.widgets import Static
 from app.assistant import Assistant, Turn
 from app.context import Context
 from app.errors import CoveyError
+from app.household_status import device_names
 from app.ui.feedback import toggle_rating
-from app.ui.widgets import MessageView, PromptArea
+from app.ui.widgets import MessageView, PromptArea, system_line
 from models.base import GenerationParams
-from sync import household
 from sync.conversation import Conversation
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class ChatPane(Vertical):
             existing = {}
             keep_place = False
         if not keep_place or not self._names:
-            self._names = self._device_names()
+            self._names = device_names(self.ctx.store, self.ctx.config.device_name)
         for message in thread:
             siblings = [m.id for m in conv.siblings(message.id)]
             branch = (siblings.index(message.id) + 1, len(siblings)) if siblings else (1, 1)
@@ -131,37 +131,9 @@ class ChatPane(Vertical):
                 view.show(message, branch)
             else:
                 box.mount(MessageView(message, branch, self._names))
-        self._system_line(box, conv.system_prompt, conv.model)
+        system_line(box, conv.system_prompt, conv.model)
         if not keep_place:
             box.scroll_end(animate=False)
-
-    def _system_line(self, box: VerticalScroll, system_prompt: str | None,
-                     model: str | None = None) -> None:
-        """This conversation's own model and system prompt, shown above the thread (/model and
-        /system set them)."""
-        parts = [f"model: {model}"] if model else []
-        parts += [f"system prompt: {system_prompt}"] if system_prompt else []
-        text = " · ".join(parts)
-        lines = list(box.query(".system-prompt").results(Static))
-        if not text:
-            for line in lines:
-                line.remove()
-        elif lines:
-            lines[0].update(text)
-        else:
-            box.mount(Static(text, classes="system-prompt", markup=False),
-                      before=0 if box.children else None)
-
-    def _device_names(self) -> dict[str, str]:
-        """Device id → name, to say which device produced an answer."""
-        names = {self.ctx.store.device_id: self.ctx.config.device_name}
-        try:
-            names |= {d.device_id: d.name
-                      for d in household.members_of(household.snapshot(self.ctx.store))
-                      if d.device_id != self.ctx.store.device_id}
-        except CoveyError:
-            pass
-        return names
 
     def _view(self, message_id: str) -> MessageView | None:
         return next((v for v in self.query(MessageView) if v.message.id == message_id), None)

@@ -10,7 +10,7 @@ from typing import Any
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message as UIMessage
 from textual.widgets import Label, ListItem, Markdown, Static, TextArea
@@ -219,3 +219,20 @@ class PromptArea(TextArea):
         self.load_text(self._draft if target == -1 else self._history[target])
         self.move_cursor(self.document.end)
         return True
+
+
+def system_line(box: VerticalScroll, system_prompt: str | None, model: str | None = None) -> None:
+    """This conversation's own model and system prompt, shown above the thread (/model and
+    /system set them)."""
+    parts = [f"model: {model}"] if model else []
+    parts += [f"system prompt: {system_prompt}"] if system_prompt else []
+    text = " · ".join(parts)
+    lines = list(box.query(".system-prompt").results(Static))
+    if not text:
+        for line in lines:
+            line.remove()
+    elif lines:
+        lines[0].update(text)
+    else:
+        box.mount(Static(text, classes="system-prompt", markup=False),
+                  before=0 if box.children else None)
