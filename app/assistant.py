@@ -86,6 +86,15 @@ class Assistant:
             model=model, then=job)
         return Turn(conversation_id, prompt_id, answer_id, new)
 
+    def again(self, conversation_id: str, prompt_id: str,
+              job: Callable[[LoroDoc, str], object] | None = None) -> Turn:
+        """A new (empty) answer to the prompt `prompt_id`, beside its earlier ones: one commit,
+        queued with its `job` in it when one is given (as for `start`)."""
+        status, model = ("queued", None) if job else ("streaming", self.model.info.name)
+        answer_id = self.store.add_message(conversation_id, "assistant", "", parent_id=prompt_id,
+                                           status=status, model=model, then=job)
+        return Turn(conversation_id, prompt_id, answer_id, False)
+
     def answer(
         self,
         turn: Turn,

@@ -61,8 +61,8 @@ class ChatSession:
         cancel = threading.Event()
         system, self.pending_system = self.pending_system, None
 
-        def started(conv_id: str) -> None:
-            self.conversation_id = conv_id
+        def started(where: asking.Started) -> None:
+            self.conversation_id = where.conversation_id
 
         self.out.write("covey> ")
         try:

@@ -23,6 +23,7 @@ class Context:
         self.config = Config.load(self.paths.config_file)
         if model:
             self.config.model = model
+        self._other: tuple[str | None, Assistant] | None = None  # see assistant_for
 
     @cached_property
     def identity(self) -> Identity:
@@ -57,6 +58,22 @@ class Context:
     @cached_property
     def assistant(self) -> Assistant:
         return Assistant(self.store, self.model, self.config)
+
+    def assistant_for(self, name: str | None) -> tuple[Assistant, Choice]:
+        """The assistant for a conversation's model `name` (None: this device's own), and what
+        the name means. When only another device has it, this device's assistant (which still
+        sizes the prompt) — the choice says where it runs. The last other model loaded here is
+        kept, so a conversation's next answer does not load it again."""
+        if not name:
+            return self.assistant, Choice(None)
+        choice = choose(self, name)
+        if choice.device_id is not None or choice.name == self.model.info.name:
+            return self.assistant, choice
+        if self._other is None or self._other[0] != choice.spec:
+            model = get_model(choice.spec, self.config.context_length, self.config.threads,
+                              name=choice.name)
+            self._other = (choice.spec, Assistant(self.store, model, self.config))
+        return self._other[1], choice
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -43,21 +43,34 @@ class JobRef:
     answer_id: str
 
 
+#: What delegation writes into the commit that creates an answer: its job (see `job_setup`).
+Job = Callable[[LoroDoc, str], object]
+
+
+def job_setup(me: str, assignee: str, params: GenerationParams | None = None,
+              title: bool = False, model: str | None = None) -> Job:
+    """The job for an answer, to be written in the commit that creates it (`Assistant.start`,
+    `Assistant.again`): assigned to `assignee` ("" = queued); the answer is queued from the start
+    (no peer ever sees it streaming here). The requester's generation settings travel with the
+    job, so the runner answers exactly as asked (and as it would have answered locally)."""
+    def job(doc: LoroDoc, answer_id: str) -> str:
+        return _setup_job(doc, answer_id, me, assignee, params, title, model)
+
+    return job
+
+
 def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: str | None,
                 assignee: str, params: GenerationParams | None = None,
                 parent_id: str | None = None, model: str | None = None) -> tuple[Turn, str]:
-    """Store the prompt and a job for its answer, assigned to `assignee` ("" = queued), in one
-    commit: the answer is queued from the start (no peer ever sees it streaming here).
-
-    The requester's generation settings travel with the job, so the runner answers exactly as
-    asked (and as it would have answered the same request locally).
-    """
+    """Store the prompt and a job for its answer, assigned to `assignee`, in one commit;
+    returns the turn and the first attempt's id."""
     store = assistant.store
     title = assistant.config.auto_title and (conv_id is None or store.untitled(conv_id))
+    setup = job_setup(store.device_id, assignee, params, title, model)
     first: list[str] = []
 
     def job(doc: LoroDoc, answer_id: str) -> None:
-        first.append(_setup_job(doc, answer_id, store.device_id, assignee, params, title, model))
+        first.append(cast(str, setup(doc, answer_id)))
 
     turn = assistant.start(prompt, conv_id, system, parent_id, job=job)
     return turn, first[0]

@@ -43,6 +43,17 @@ class NodeLock:
             self.fd = -1
 
     @staticmethod
+    def holder(locks_dir: Path) -> int | None:
+        """The pid of the process that is this device's node (None: no node runs). A process
+        that holds the lock itself sees its own pid (the app hosting its node)."""
+        if not NodeLock.held(locks_dir):
+            return None
+        try:
+            return int((locks_dir / "node.lock").read_text().strip() or "0")
+        except (OSError, ValueError):
+            return 0  # held, by a process that has not written its pid yet
+
+    @staticmethod
     def held(locks_dir: Path) -> bool:
         path = locks_dir / "node.lock"
         if not path.exists():

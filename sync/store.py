@@ -102,9 +102,11 @@ class Store(DocumentStore):
     def add_message(
         self, conv_id: str, role: str, text: str, *, parent_id: str | None = None,
         status: str = "done", model: str | None = None,
+        then: Callable[[LoroDoc, str], object] | None = None,
     ) -> str:
         """Append a message; `parent_id` defaults to the current last message ("" = none:
-        a first prompt edited into a new branch)."""
+        a first prompt edited into a new branch). `then(doc, message_id)` runs in the same
+        commit (as for `add_turn`)."""
         message_id = new_id()
 
         def add(doc: LoroDoc) -> None:
@@ -116,6 +118,8 @@ class Store(DocumentStore):
                 id=message_id, role=role, text=text, created_at=now_iso(),
                 device=self.device_id, model=model, status=status, parent_id=parent or None,
             ))
+            if then is not None:
+                then(doc, message_id)
 
         self.write(conv_id, add, touched={message_id})
         return message_id

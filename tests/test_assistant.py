@@ -153,3 +153,32 @@ def test_a_delegated_answer_is_one_commit_and_queued_from_the_start(
         assert job is not None and job.current is not None and job.current.id == attempt
         assert job.current.assignee == "DEVICE-B" and job.requested_by == "DEVICE-A"
     assert conv_id is not None and len(store.conversation(conv_id).messages) == 4
+
+
+def test_an_answer_asked_again_elsewhere_is_one_commit_beside_the_first(
+        store: Store, fake_model: FakeModel, config: Config) -> None:
+    """Regenerating on another device (the app's Ctrl+R with run_on set): the new answer is
+    queued with its job in the commit that creates it, a sibling of the earlier answer."""
+    from app.delegation import job_setup
+    from sync import jobs
+
+    assistant = Assistant(store, fake_model, config)
+    first = assistant.ask("a question", params=GenerationParams(max_tokens=4))
+    seen: list[StoreEvent] = []
+    store.subscribe(seen.append)
+    turn = assistant.again(first.turn.conversation_id, first.turn.prompt_id,
+                           job=job_setup(store.device_id, "DEVICE-B", GenerationParams(max_tokens=8)))
+    assert len(seen) == 1  # one commit
+    conv = store.conversation(turn.conversation_id)
+    answer = conv.message(turn.answer_id)
+    assert answer is not None and answer.status == "queued" and answer.model is None
+    assert answer.parent_id == first.turn.prompt_id != turn.answer_id
+    assert [m.id for m in conv.children(first.turn.prompt_id)] == [first.turn.answer_id,
+                                                                   turn.answer_id]
+    raw = store.read(turn.conversation_id, lambda doc: doc.get_deep_value())
+    job = jobs.read_job(next(m for m in raw["messages"] if m["id"] == turn.answer_id))
+    assert job is not None and job.current is not None and job.current.assignee == "DEVICE-B"
+    assert job.params["max_tokens"] == 8
+    here = assistant.again(turn.conversation_id, first.turn.prompt_id)  # no job: streams here
+    streaming = store.conversation(turn.conversation_id).message(here.answer_id)
+    assert streaming is not None and streaming.status == "streaming"

@@ -19,13 +19,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message as UIMessage
 from textual.widgets import Static
 
-from app.assistant import Assistant, Turn
 from app.context import Context
 from app.errors import CoveyError
 from app.household_status import device_names
 from app.ui.feedback import toggle_rating
 from app.ui.widgets import MessageView, PromptArea, system_line
-from models.base import GenerationParams
 from sync.conversation import Conversation
 
 log = logging.getLogger(__name__)
@@ -238,55 +236,38 @@ class ChatPane(Vertical):
     @work(thread=True, exclusive=True, group="generate")
     def generate(self, prompt: str | None, parent_id: str | None,
                  regenerate_from: str | None) -> None:
-        ctx = self.ctx
+        """Ask through the front door (app/asking.py), as `covey ask` and `covey chat` do."""
+        from app import asking
+
         self.cancel.clear()
+        handed, answer_id = False, ""
+
+        def started(where: asking.Started) -> None:
+            nonlocal handed, answer_id
+            handed, answer_id = where.handed, where.answer_id
+            if self.conversation_id is None:
+                self.next_model = None  # (asking kept it: the new conversation's model)
+            self.app.call_from_thread(self._started, where.conversation_id, where.answer_id)
+            if where.queued:
+                self.app.call_from_thread(self.notify, "No capable device is online: the answer "
+                                          "is queued and runs when one appears.")
+
+        def piece(text: str) -> None:
+            # A job's text arrives through the store (written by the device that runs it, or by
+            # this one after a takeover): a piece then only says "look again".
+            self._post_piece(answer_id, "" if handed else text)
+
+        def notice(text: str) -> None:
+            self.app.call_from_thread(self.notify, text, severity="warning")
+
+        question = asking.Question(prompt or "", self.conversation_id, named=self.model_name(),
+                                   parent_id=parent_id, again=regenerate_from)
         try:
-            from app.ui.models import answering
-
-            # (loading the model can fail: a notification, then)
-            assistant, choice = answering(ctx, self.model_name())
-            params = assistant.params()
-            from app.routing import where_to_run
-
-            def say(text: str) -> None:
-                self.app.call_from_thread(self.app.notify, text, severity="warning")
-
-            def where(text: str) -> str:  # a model chosen by name runs where it is
-                if choice.name:
-                    return choice.device_id or ctx.store.device_id
-                return where_to_run(ctx, None, text, params.max_tokens, say)
-
-            if regenerate_from is not None and self.conversation_id is not None:
-                asked = ctx.store.conversation(self.conversation_id).message(regenerate_from)
-                target = where(asked.text if asked else "")
-                here = target == ctx.store.device_id
-                answer_id = ctx.store.add_message(
-                    self.conversation_id, "assistant", "", parent_id=regenerate_from,
-                    status="streaming", model=assistant.model.info.name if here else None)
-                turn = Turn(self.conversation_id, regenerate_from, answer_id, False)
-                if here:
-                    self._run_here(turn, assistant)
-                else:
-                    from app.delegation import attach_job
-
-                    attach_job(ctx.store, turn, target, params, ctx.config.auto_title
-                               and ctx.store.untitled(turn.conversation_id),
-                               choice.name if choice.device_id else None)
-                    self._watch(turn, target, params)
-                return
-            target = where(prompt or "")
-            if target != ctx.store.device_id:
-                from app.delegation import request_job
-
-                turn, _ = request_job(assistant, prompt or "", self.conversation_id, None,
-                                      target, params, parent_id,
-                                      model=choice.name if choice.device_id else None)
-                self._keep_model(turn.conversation_id)
-                self._watch(turn, target, params)
-                return
-            turn = assistant.start(prompt or "", self.conversation_id, None, parent_id)
-            self._keep_model(turn.conversation_id)
-            self._run_here(turn, assistant)
+            asked = asking.ask(self.ctx, question, on_piece=piece, on_started=started,
+                               on_notice=notice, cancel=self.cancel)
+            if asked.handed and asked.status not in ("done", "cancelled", "queued"):
+                self.app.call_from_thread(self.notify, f"The answer {asked.status}.",
+                                          severity="warning")
         except CoveyError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
         except Exception as exc:  # a failed answer must not take the app down
@@ -303,36 +284,6 @@ class ChatPane(Vertical):
         """The open conversation's model (or the one chosen for the next new conversation)."""
         conv = self._conversation()
         return (conv.model if conv is not None else None) or self.next_model
-
-    def _keep_model(self, conversation_id: str) -> None:
-        if self.next_model and self.conversation_id is None:  # (a new conversation: keep it)
-            self.ctx.store.set_model(conversation_id, self.next_model)
-        self.next_model = None if self.conversation_id is None else self.next_model
-
-    def _run_here(self, turn: Turn, assistant: Assistant) -> None:
-        self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
-        assistant.answer(turn, assistant.params(),
-                                  on_piece=lambda piece: self._post_piece(turn.answer_id, piece),
-                                  cancel=self.cancel)
-
-    def _watch(self, turn: Turn, target: str, params: GenerationParams) -> None:
-        """Watch a job handed to another device stream into the store (Esc cancels it)."""
-        from app import delegation, remote_ask
-
-        self.app.call_from_thread(self._started, turn.conversation_id, turn.answer_id)
-        if target == "":
-            self.app.call_from_thread(self.notify, "No capable device is online: the answer is "
-                                      "queued and runs when one appears.")
-            return
-        status = remote_ask.watch(
-            self.ctx, delegation.JobRef(turn.conversation_id, turn.answer_id), params,
-            # The answer's text arrives through the store (it is written by the other device, or
-            # by this one after a takeover): a piece here only says "look again".
-            on_piece=lambda piece: self._post_piece(turn.answer_id, ""),
-            on_note=lambda note: self.app.call_from_thread(self.notify, note),
-            cancel=self.cancel)
-        if status not in ("done", "cancelled"):
-            self.app.call_from_thread(self.notify, f"The answer {status}.", severity="warning")
 
     def _post_piece(self, answer_id: str, piece: str) -> None:
         self.post_message(self.Piece(answer_id, piece))

@@ -1,5 +1,5 @@
 """Choosing a conversation's model in the terminal app: a picker of every model of the
-household (where it runs, how fast), and the assistant that answers with the chosen one."""
+household (where it runs, how fast); the chosen one answers through app/asking.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from app import model_choice
-from app.assistant import Assistant
 from app.context import Context
-from app.model_choice import Choice, Listed
-from models.registry import get_model
+from app.model_choice import Listed
 
 
 def picker_rows(ctx: Context) -> list[Listed]:
@@ -49,14 +47,3 @@ class ModelPicker(ModalScreen[str | None]):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.rows[int(event.option.id or 0)].name)
 
-
-def answering(ctx: Context, name: str | None) -> tuple[Assistant, Choice]:
-    """The assistant for a conversation's model: this device's (loaded on first use) — or,
-    when only another device has it, the default one, with the choice saying where it runs."""
-    if not name:
-        return ctx.assistant, Choice(None)
-    choice = model_choice.choose(ctx, name)
-    if choice.device_id is not None or choice.name == ctx.model.info.name:
-        return ctx.assistant, choice
-    model = get_model(choice.spec, ctx.config.context_length, ctx.config.threads, name=choice.name)
-    return Assistant(ctx.store, model, ctx.config), choice
