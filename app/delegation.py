@@ -92,21 +92,6 @@ def _setup_job(doc: LoroDoc, answer_id: str, me: str, assignee: str,
     return jobs.add_attempt(doc, answer_id, 1, me, assignee)
 
 
-def attach_job(store: Store, turn: Turn, assignee: str,
-               params: GenerationParams | None = None, title: bool = False,
-               model: str | None = None) -> str:
-    """Make `turn`'s (empty) answer a job assigned to `assignee`; return its first attempt id.
-
-    With `title`, the device that answers also titles the (new) conversation: it has the model.
-    `model` names the model to answer with (the runner's own when None).
-    """
-    return store.write(
-        turn.conversation_id,
-        lambda doc: _setup_job(doc, turn.answer_id, store.device_id, assignee, params, title,
-                               model),
-        touched={turn.answer_id})
-
-
 def current_job(store: Store, ref: JobRef) -> tuple[str, jobs.Job | None]:
     """(message status, job) as this store sees it now."""
     conv = store.conversation(ref.conversation_id)

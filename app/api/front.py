@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
+from loro import LoroDoc
+
 from app import remote_ask
 from app.api import catalog
 from app.api.wire import ApiError, ChatRequest, Usage
-from app.assistant import Turn
 from app.config import Config
-from app.delegation import JobRef, attach_job, cancel_job, current_job
+from app.delegation import JobRef, cancel_job, current_job, job_setup
 from app.job_worker import Follower, JobWorker
 from models.base import ChatMessage, GenerationParams, Role
 from sync import peer_state
@@ -224,16 +225,26 @@ class FrontDoor:
                                            parent_id=parent or "")
         else:
             conv_id, parent = found
-        prompt_id = store.add_message(conv_id, "user", dialogue[-1].content,
-                                      parent_id=parent or "")
-        answer_id = store.add_message(conv_id, "assistant", "", parent_id=prompt_id,
-                                      status="queued")
-        turn = Turn(conv_id, prompt_id, answer_id, found is None)
-        if answer.here:  # (before the job exists, so the worker cannot start without us)
-            assert self.worker is not None  # (answering here means a worker runs here)
-            answer.follower = self.worker.follow(answer_id, answer.piece)
-        attach_job(store, turn, target, params, title=self.config.auto_title and found is None,
-                   model=answer.model if answer.model != catalog.AUTO else None)
+        following: list[str] = []
+        job = job_setup(store.device_id, target, params, title=self.config.auto_title
+                        and found is None,
+                        model=answer.model if answer.model != catalog.AUTO else None)
+
+        def queued(doc: LoroDoc, answer_id: str) -> object:
+            if answer.here:  # (before the job exists, so the worker cannot start without us)
+                assert self.worker is not None  # (answering here means a worker runs here)
+                answer.follower = self.worker.follow(answer_id, answer.piece)
+                following.append(answer_id)
+            return job(doc, answer_id)
+
+        try:  # the prompt, its answer and the answer's job: one commit
+            _, _, answer_id = store.add_turn(conv_id, dialogue[-1].content,
+                                             parent_id=parent or "", status="queued", then=queued)
+        except BaseException:
+            if following and self.worker is not None:  # (the commit failed: no job to follow)
+                self.worker.unfollow(following[0])
+                answer.follower = None
+            raise
         return JobRef(conv_id, answer_id)
 
     def _continued(self, request: ChatRequest) -> tuple[str, str] | None:
