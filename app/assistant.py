@@ -1,14 +1,13 @@
 """One turn of the assistant: store the prompt, stream the answer into the store, title it.
 
-The answer is committed to the store every few pieces (so a crash loses at most those, and
-other processes and devices see it grow), and the caller gets each piece as it arrives.
+The answer is committed in batches and titled as every answer is (app/streaming.py); the
+caller gets each piece as it arrives.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,14 +16,14 @@ from loro import LoroDoc
 from app import pipeline
 from app.config import Config
 from app.errors import UsageError
+from app.streaming import EVERY_PIECES, EVERY_SECONDS, Batches, title_from_first_exchange
 from models.base import ChatModel, GenerationParams
 from sync.store import Store
 
 log = logging.getLogger(__name__)
 
 #: Commit the streamed answer after this many pieces or this many seconds, whichever first.
-COMMIT_EVERY_PIECES = 8
-COMMIT_EVERY_SECONDS = 0.25
+COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS = EVERY_PIECES, EVERY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -109,35 +108,29 @@ class Assistant:
         messages = pipeline.build_prompt(
             conv.thread(turn.prompt_id), conv.system_prompt, self.model, params, on_notice
         )
-        committed, pending, last_commit = [], [], time.monotonic()
+        batches = Batches(
+            lambda text: self.store.append_text(turn.conversation_id, turn.answer_id, text),
+            COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS)
         status = "failed"
         try:
             for piece in pipeline.generate(self.model, messages, params, cancel):
-                pending.append(piece)
                 if on_piece is not None:
                     on_piece(piece)
-                if len(pending) >= COMMIT_EVERY_PIECES or (
-                    time.monotonic() - last_commit >= COMMIT_EVERY_SECONDS
-                ):
-                    self.store.append_text(turn.conversation_id, turn.answer_id, "".join(pending))
-                    committed.extend(pending)
-                    pending, last_commit = [], time.monotonic()
+                batches.add(piece)
             status = "cancelled" if cancel is not None and cancel.is_set() else "done"
         except KeyboardInterrupt:
             status = "cancelled"
             raise
         finally:
             # Whatever happened, keep what was generated and say how the answer ended.
-            self.store.finish_message(
-                turn.conversation_id, turn.answer_id, status, "".join(pending)
-            )
-            committed.extend(pending)
-        text = "".join(committed)
+            self.store.finish_message(turn.conversation_id, turn.answer_id, status,
+                                      batches.rest())
         # Title on the first answer that completes (an earlier one may have been stopped).
         if self.config.auto_title and status == "done" and \
                 self.store.untitled(turn.conversation_id):
-            self._title(turn, conv.thread(turn.prompt_id)[-1].text, text)
-        return Answer(turn, text, status)
+            title_from_first_exchange(self.store, self.model, turn.conversation_id,
+                                      turn.answer_id)
+        return Answer(turn, batches.text, status)
 
     def ask(
         self,
@@ -150,9 +143,3 @@ class Assistant:
     ) -> Answer:
         turn = self.start(prompt, conversation_id, system_prompt)
         return self.answer(turn, params or self.params(), on_piece, cancel)
-
-    def _title(self, turn: Turn, prompt: str, answer: str) -> None:
-        title = pipeline.make_title(self.model, prompt, answer)
-        # Someone may have renamed it meanwhile (another process or device): theirs wins.
-        if self.store.conversation(turn.conversation_id).title_source == "auto":
-            self.store.set_title(turn.conversation_id, title, source="auto")

@@ -23,6 +23,7 @@ from loro import LoroDoc
 from app import pipeline
 from app.assistant import Assistant, Turn
 from app.errors import CoveyError
+from app.streaming import EVERY_PIECES, EVERY_SECONDS, Batches, title_from_first_exchange
 from models.base import ChatModel, GenerationParams
 from sync import jobs
 from sync.jobs import Superseded
@@ -34,7 +35,6 @@ LEASE_SECONDS = 4.0  # an attempt that shows no sign of life for this long may b
 RENEW_EVERY = 1.0
 COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
 COMMIT_EVERY_PIECES = 2
-LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS = 8, 0.25  # (as app/assistant.py commits)
 
 
 @dataclass(frozen=True)
@@ -146,31 +146,31 @@ class AttemptRunner:
         prompt_id = answer.parent_id if answer else None
         params = self._params(job.params if job else {})
         cancel = threading.Event()
-        pending: list[str] = []
-        last_commit = last_renew = time.monotonic()
+        last_renew = time.monotonic()
+
+        def commit(text: str) -> None:  # (renewing the lease about once a second)
+            nonlocal last_renew
+            renew = time.monotonic() - last_renew >= RENEW_EVERY
+            self._commit(ref, aid, text, renew=renew)
+            last_renew = time.monotonic() if renew else last_renew
+
         # A requester in another process (on another device, or `covey ask` beside this node)
         # watches the text grow in the store: commit often. One in this process (the API, a
         # take-over) hears each piece directly: commit as a local answer does (each commit
         # costs the generation a little).
-        here = on_piece is not None
-        every_pieces, every_seconds = (COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS) if not here \
-            else (LOCAL_COMMIT_PIECES, LOCAL_COMMIT_SECONDS)
+        batches = Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS) if on_piece is None \
+            else Batches(commit, EVERY_PIECES, EVERY_SECONDS)
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)
             for piece in pipeline.generate(self.model, messages, params, cancel):
-                pending.append(piece)
                 if on_piece is not None:
                     on_piece(piece)
-                now = time.monotonic()
-                if len(pending) >= every_pieces or now - last_commit >= every_seconds:
-                    renew = now - last_renew >= RENEW_EVERY
-                    self._commit(ref, aid, "".join(pending), renew=renew)
-                    pending, last_commit = [], now
-                    last_renew = now if renew else last_renew
-            self._commit(ref, aid, "".join(pending), renew=False, status="done")
+                batches.add(piece)
+            self._commit(ref, aid, batches.rest(), renew=False, status="done")
             if job is not None and job.params.get("title") is True:
-                self._title(ref)
+                title_from_first_exchange(self.store, self.model, ref.conversation_id,
+                                          ref.answer_id)
             return "done"
         except Superseded as stop:
             cancel.set()
@@ -187,21 +187,6 @@ class AttemptRunner:
             except Superseded:
                 pass
             return "failed"
-
-    def _title(self, ref: JobRef) -> None:
-        """Title a new conversation from its first exchange (as a local answer would be)."""
-        try:
-            conv = self.store.conversation(ref.conversation_id)
-            answer = conv.message(ref.answer_id)
-            thread = conv.thread(ref.answer_id)
-            if conv.title_source != "auto" or answer is None or len(thread) < 2:
-                return
-            title = pipeline.make_title(self.model, thread[-2].text, answer.text)
-            # Renamed meanwhile (by the requester, say)? Theirs wins.
-            if self.store.conversation(ref.conversation_id).title_source == "auto":
-                self.store.set_title(ref.conversation_id, title, source="auto")
-        except Exception as exc:
-            log.warning("could not title conversation %s: %s", ref.conversation_id, exc)
 
     def _params(self, requested: dict[str, object]) -> GenerationParams:
         """The requester's settings where given and sane, this device's defaults otherwise."""
