@@ -126,8 +126,12 @@ class AttemptRunner:
         self.params = params
         self.pick = pick  # a model by name (the node's warm models); None: only its own
 
-    def run(self, ref: JobRef, aid: str, on_piece: Callable[[str], None] | None = None) -> str:
-        """Run attempt `aid`; returns how it ended (done/cancelled/failed/superseded/skipped)."""
+    def run(self, ref: JobRef, aid: str, on_piece: Callable[[str], None] | None = None,
+            heard_here: bool | None = None) -> str:
+        """Run attempt `aid`; returns how it ended (done/cancelled/failed/superseded/skipped).
+
+        `heard_here`: whoever asked hears each piece in this process, through `on_piece` (the
+        default when `on_piece` is given), so the store may be written less often."""
         _, job = current_job(self.store, ref)
         wanted = job.params.get("model") if job is not None else None
         try:  # (one attempt at a time: the model this one asks for is the runner's for now)
@@ -158,8 +162,9 @@ class AttemptRunner:
         # watches the text grow in the store: commit often. One in this process (the API, a
         # take-over) hears each piece directly: commit as a local answer does (each commit
         # costs the generation a little).
-        batches = Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS) if on_piece is None \
-            else Batches(commit, EVERY_PIECES, EVERY_SECONDS)
+        heard = on_piece is not None if heard_here is None else heard_here
+        batches = Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
+            else Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS)
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)
