@@ -28,6 +28,7 @@ from sync.protocol import (
     Event,
     PeerHello,
     Session,
+    State,
     UpdateReceived,
 )
 
@@ -130,7 +131,7 @@ class Link:
 
     def push(self) -> int:
         """Send updates the store gained since the last push; returns how many were sent."""
-        if self.session.state not in ("syncing", "live"):
+        if self.session.state not in (State.SYNCING, State.LIVE):
             return 0
         sent = 0
         while self.session.catching_up:

@@ -26,6 +26,7 @@ import json
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from models.errors import CoveyError
@@ -47,7 +48,7 @@ from sync.protocol_events import (
 
 __all__ = ["PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged", "CatchUpPlanned", "CaughtUp",
            "Closed", "Event", "Hello", "LocalProtocolError", "PeerHello", "ProtocolViolation",
-           "Replica", "Session", "UpdateReceived"]
+           "Replica", "Session", "State", "UpdateReceived"]
 
 PART_SIZE = MAX_FRAME - 4096  # body bytes per UPDATE frame, leaving room for the header
 # What one peer may make us hold at once: a conversation's whole history in one update (a
@@ -55,6 +56,33 @@ PART_SIZE = MAX_FRAME - 4096  # body bytes per UPDATE frame, leaving room for th
 MAX_UPDATE = 64 << 20  # a reassembled update larger than this is refused
 MAX_INDEX_ENTRIES = 500_000
 INDEX_PART = MAX_FRAME - 1024  # body bytes per INDEX frame (its entries, as JSON)
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    HELLO_SENT = "hello_sent"
+    SYNCING = "syncing"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+#: Every move a session makes; CLOSED is reachable from any state, and is the end.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.IDLE: frozenset({State.HELLO_SENT}),
+    State.HELLO_SENT: frozenset({State.SYNCING, State.LIVE}),  # (the peer's HELLO came)
+    State.SYNCING: frozenset({State.LIVE}),  # (the peer's CAUGHT_UP came)
+    State.LIVE: frozenset(),
+    State.CLOSED: frozenset(),
+}
+
+#: The frames each state takes from the peer once its HELLO is in (before it, only HELLO;
+#: PING, PONG and ERROR in any state). Anything else ends the session as a violation. LIVE
+#: still takes ACKs for the catch-up it sent, and UPDATEs as commits happen.
+ACCEPTS: dict[State, frozenset[FrameType]] = {
+    State.SYNCING: frozenset({FrameType.INDEX, FrameType.PLAN, FrameType.UPDATE, FrameType.ACK,
+                              FrameType.CAUGHT_UP}),
+    State.LIVE: frozenset({FrameType.UPDATE, FrameType.ACK}),
+}
 
 
 class Replica(Protocol):
@@ -81,7 +109,7 @@ class Session:
         self.replica = replica
         self.local = hello
         self.peer: Hello | None = None
-        self.state = "idle"  # idle → hello_sent → syncing → live; closed at any point
+        self.state = State.IDLE  # see TRANSITIONS
         self._decoder = FrameDecoder()
         self._out = bytearray()
         self._events: deque[Event] = deque()
@@ -96,14 +124,23 @@ class Session:
     # -- driving ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.state != "idle":
+        if self.state != State.IDLE:
             raise LocalProtocolError("session already started")
         self._send(Frame(FrameType.HELLO, self.local.to_header()))
-        self.state = "hello_sent"
+        self._move(State.HELLO_SENT)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != State.CLOSED
+
+    def _move(self, to: State) -> None:
+        if to != State.CLOSED and to not in TRANSITIONS[self.state]:
+            raise LocalProtocolError(f"no move from {self.state} to {to}")
+        self.state = to
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer; b"" means the peer closed the connection."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return
         if not data:
             self._close("connection closed by peer", by_peer=True, tell_peer=False)
@@ -111,7 +148,7 @@ class Session:
         self.bytes_received += len(data)
         try:
             self._decoder.feed(data)
-            while self.state != "closed" and (frame := self._decoder.next_frame()) is not None:
+            while self.is_open and (frame := self._decoder.next_frame()) is not None:
                 self._handle(frame)
         except (FrameError, ProtocolViolation) as exc:
             self._close(f"protocol violation: {exc}", by_peer=False)
@@ -126,14 +163,14 @@ class Session:
 
     def close(self, reason: str) -> None:
         """End the session from our side, telling the peer why."""
-        if self.state != "closed":
+        if self.state != State.CLOSED:
             self._close(reason, by_peer=False)
 
     # -- sending ----------------------------------------------------------------------------
 
     def send_update(self, doc_id: str, blobs: Sequence[bytes]) -> int:
         """Queue update bytes for `doc_id` (split into frames as needed); returns the ack id."""
-        if self.state not in ("syncing", "live"):
+        if self.state not in (State.SYNCING, State.LIVE):
             raise LocalProtocolError(f"cannot send updates in state {self.state}")
         ack = next(self._ack_ids)
         body = b"".join(blobs)
@@ -150,7 +187,7 @@ class Session:
 
     def acknowledge(self, ack: int) -> None:
         """Tell the peer its update `ack` is persisted here."""
-        if self.state != "closed":
+        if self.state != State.CLOSED:
             self._send(Frame(FrameType.ACK, {"ack": ack}))
 
     @property
@@ -165,7 +202,7 @@ class Session:
         unacknowledged bytes allows. CAUGHT_UP follows the last document.
         """
         queue, sent, size = self._catch_up, 0, 0
-        if queue is None or self.state not in ("syncing", "live"):
+        if queue is None or self.state not in (State.SYNCING, State.LIVE):
             return 0
         try:
             while queue and size < max_bytes:
@@ -185,7 +222,7 @@ class Session:
         return sent
 
     def ping(self, nonce: int) -> None:
-        if self.state != "closed":
+        if self.state != State.CLOSED:
             self._send(Frame(FrameType.PING, {"n": nonce}))
 
     def _send(self, frame: Frame) -> None:
@@ -211,19 +248,18 @@ class Session:
                 raise ProtocolViolation(f"{frame.type.name} before HELLO")
             self._on_hello(Hello.from_header(frame.header))
             return
-        handler = {
+        if frame.type not in ACCEPTS.get(self.state, frozenset()):
+            raise ProtocolViolation(f"unexpected {frame.type.name} ({self.state})")
+        {
             FrameType.INDEX: self._on_index,
             FrameType.PLAN: self._on_plan,
             FrameType.UPDATE: self._on_update,
             FrameType.ACK: self._on_ack,
             FrameType.CAUGHT_UP: self._on_caught_up,
-        }.get(frame.type)
-        if handler is None:
-            raise ProtocolViolation(f"unexpected {frame.type.name}")
-        handler(frame)
+        }[frame.type](frame)
 
     def _on_hello(self, hello: Hello) -> None:
-        if self.state == "idle":
+        if self.state == State.IDLE:
             self.start()
         if not set(hello.protocols) & set(PROTOCOL_VERSIONS):
             self._close(f"protocol version mismatch: we speak {list(PROTOCOL_VERSIONS)}, "
@@ -242,10 +278,10 @@ class Session:
         self.peer = hello
         self._events.append(PeerHello(hello))
         if hello.digest == self.local.digest:
-            self.state = "live"
+            self._move(State.LIVE)
             self._events.append(CaughtUp())
             return
-        self.state = "syncing"
+        self._move(State.SYNCING)
         part: list[bytes] = []
         size = 2
         for doc, vv in self.replica.sync_index():
@@ -262,8 +298,6 @@ class Session:
         self._send(Frame(FrameType.INDEX, {"last": last}, body))
 
     def _on_index(self, frame: Frame) -> None:
-        if self.state != "syncing":
-            raise ProtocolViolation("INDEX outside of catch-up")
         last = frame.header.get("last")
         try:
             entries = json.loads(frame.body)
@@ -301,14 +335,12 @@ class Session:
 
     def _on_plan(self, frame: Frame) -> None:
         documents = frame.header.get("documents")
-        if self.state != "syncing" or type(documents) is not int or documents < 0:
+        if type(documents) is not int or documents < 0:
             raise ProtocolViolation("malformed PLAN")
         self._events.append(CatchUpPlanned(documents))
 
     def _on_caught_up(self, frame: Frame) -> None:
-        if self.state != "syncing":
-            raise ProtocolViolation("CAUGHT_UP outside of catch-up")
-        self.state = "live"
+        self._move(State.LIVE)
         self._events.append(CaughtUp())
 
     def _on_update(self, frame: Frame) -> None:
@@ -353,7 +385,7 @@ class Session:
     def _close(self, reason: str, by_peer: bool, tell_peer: bool = True) -> None:
         if tell_peer and not by_peer:
             self._send(Frame(FrameType.ERROR, {"reason": reason[:500]}))
-        self.state = "closed"
+        self._move(State.CLOSED)
         # What the peer made us hold goes with the connection (a half-sent update, its index).
         self._partial = None
         self._catch_up = None

@@ -215,3 +215,35 @@ def test_peer_hello_event_carries_identity(two) -> None:  # type: ignore[no-unty
     hellos = {dev: e.hello for dev, e in events if isinstance(e, PeerHello)}
     assert hellos["DEV-A"].device == "DEV-B" and hellos["DEV-B"].device == "DEV-A"
     assert hellos["DEV-A"].epoch == b.epoch
+
+
+@pytest.mark.parametrize("frame", [
+    Frame(FrameType.CAUGHT_UP),
+    Frame(FrameType.PLAN, {"documents": 0}),
+    Frame(FrameType.INDEX, {"last": True}, b"[]"),
+    Frame(FrameType.HELLO, {}),
+])
+def test_a_live_session_takes_only_what_its_state_accepts(two, frame: Frame) -> None:  # type: ignore[no-untyped-def]
+    """The transition table: once live, catch-up frames (or a second HELLO) end the session."""
+    from sync.protocol import ACCEPTS, TRANSITIONS, State
+
+    a, b = two
+    conversation(a, 1)
+    sa, sb, _ = connect(a, b)
+    assert sa.state == sb.state == State.LIVE and frame.type not in ACCEPTS[State.LIVE]
+    before = b.sync_index()
+    sb.receive_data(encode(frame))
+    events = []
+    while (ev := sb.next_event()) is not None:
+        events.append(ev)
+    assert sb.state == State.CLOSED and TRANSITIONS[State.CLOSED] == frozenset()
+    assert [type(e) for e in events] == [Closed]
+    assert f"unexpected {frame.type.name} (live)" in events[0].reason
+    assert b.sync_index() == before  # nothing in the store changed
+    from sync.frames import FrameDecoder
+
+    told = FrameDecoder()
+    told.feed(sb.data_to_send())
+    error = told.next_frame()  # the reason is queued for the peer, and nothing else
+    assert error is not None and error.type == FrameType.ERROR and told.next_frame() is None
+    assert "unexpected" in error.header["reason"]
