@@ -1,9 +1,9 @@
-"""The pairing exchange over a TLS stream, for both roles (see pairing.py for the design)."""
+"""The pairing exchange over a TLS stream, for both roles: the I/O, the deadlines and the store
+around the steps of sync/pair_steps.py (see pairing.py for the design)."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 from loro import LoroDoc
 
-from sync import household, membership, offers, pairing
-from sync.frames import Frame, FrameDecoder, FrameError, FrameType, encode
-from sync.identity import Identity, verify
+from sync import household, membership, offers
+from sync.frames import FrameDecoder, FrameError, FrameType
+from sync.identity import Identity
+from sync.pair_steps import InviterSteps, Joiner, JoinerSteps, fail_frame
 from sync.pairing import PairingError
 from sync.store import HOUSEHOLD_DOC, Store
 from sync.tls import pairing_client_context, peer_fingerprint
@@ -54,10 +55,6 @@ async def _read_pair(reader: asyncio.StreamReader, decoder: FrameDecoder) -> dic
             raise PairingError(f"the other device sent garbage ({exc})") from None
 
 
-def _pair_frame(**header: Any) -> bytes:
-    return encode(Frame(FrameType.PAIR, header))
-
-
 async def join(host: str, port: int, code: str, store: Store, identity: Identity, name: str,
                executor: Executor, local_addr: tuple[str, int] | None = None) -> Paired:
     """Join the household of the device at host:port that shows `code` (from `local_addr`,
@@ -79,23 +76,10 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
         inviter_fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
         if inviter_fp is None:
             raise PairingError("the other device presented no certificate")
-        spake, message = pairing.joiner_start(code)
-        writer.write(_pair_frame(step="start", number=pairing.code_number(code),
-                                 spake=message.hex(), name=name, device=identity.device_id))
-        reply = await _read_pair(reader, decoder)
-        key = pairing.finish(spake, reply.get("spake"))
-        # Our proof that we took part in this pairing, for every member to check (the log).
-        transcript = membership.transcript_of(message, bytes.fromhex(str(reply.get("spake"))))
-        proof = {"transcript": transcript, "sig": identity.sign(
-            membership.proof_message(inviter_fp, identity.fingerprint, transcript))}
-        writer.write(_pair_frame(step="confirm", cert=identity.cert_pem, proof=proof,
-                                 mac=pairing.confirmation(key, pairing.ID_JOINER, inviter_fp,
-                                                          identity.fingerprint)))
-        accept = await _read_pair(reader, decoder)
-        expected = pairing.confirmation(key, pairing.ID_INVITER, inviter_fp, identity.fingerprint)
-        if not hmac.compare_digest(str(accept.get("mac")), expected):
-            raise PairingError("wrong code (or someone in between): nothing was trusted")
-        data = bytes.fromhex(str(accept.get("household", "")))
+        steps = JoinerSteps(code, identity, name, inviter_fp)
+        writer.write(steps.start())
+        writer.write(steps.on_spake(await _read_pair(reader, decoder)))
+        data = steps.on_accept(await _read_pair(reader, decoder))
         return await run(lambda: _adopt_household(store, data, identity, inviter_fp))
     except (TimeoutError, ConnectionError) as exc:
         raise PairingError(f"pairing with {host}:{port} broke off ({exc or 'timeout'})") from None
@@ -173,52 +157,35 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
 
     decoder = FrameDecoder()
     code: str | None = None
+    steps = InviterSteps(identity)
     try:
         async with asyncio.timeout(EXCHANGE_DEADLINE):
-            start = await _read_pair(reader, decoder)
-            number = start.get("number")
-            if start.get("step") != "start" or type(number) is not int:
-                raise PairingError("malformed pairing request")
+            number = steps.on_start(await _read_pair(reader, decoder))
             code, refusal = await run(lambda: offers.take_offer(store, number, address))
             if code is None:
-                writer.write(_pair_frame(step="fail", reason=refusal))
+                writer.write(fail_frame(refusal))
                 await writer.drain()
                 return None
-            spake, message = pairing.inviter_start(code)
-            key = pairing.finish(spake, start.get("spake"))
-            transcript = membership.transcript_of(bytes.fromhex(str(start.get("spake"))), message)
-            writer.write(_pair_frame(step="spake", spake=message.hex()))
-            confirm = await _read_pair(reader, decoder)
-            device_id, joiner_fp, pem = pairing.cert_identity(confirm.get("cert"))
-            expected = pairing.confirmation(key, pairing.ID_JOINER, identity.fingerprint, joiner_fp)
-            if not hmac.compare_digest(str(confirm.get("mac")), expected):
-                raise PairingError("wrong code: nothing was trusted")
-            proof = confirm.get("proof")
-            if not isinstance(proof, dict) or proof.get("transcript") != transcript or \
-                    not verify(pem, str(proof.get("sig")), membership.proof_message(
-                        identity.fingerprint, joiner_fp, transcript)):
-                raise PairingError("the other device did not sign the pairing (an older covey?)")
+            writer.write(steps.with_code(code))
+            joiner = steps.on_confirm(await _read_pair(reader, decoder))
             taken = code
             if not await run(lambda: offers.claim_offer(store, taken)):
                 code = None  # (not a wrong try: another device was quicker)
                 raise PairingError("that code was used by another device a moment ago")
-            name = pairing.clean_name(start.get("name"))
             try:
-                signed = {"transcript": transcript, "sig": str(proof.get("sig"))}
-                data = await run(lambda: _admit(store, pem, name, identity, signed))
+                data = await run(lambda: _admit(store, joiner, identity))
             except BaseException:
                 await run(lambda: offers.finish_offer(store, taken, "open"))
                 code = None
                 raise
             code = None  # from here on, the offer is used, whatever the joiner does
-            writer.write(_pair_frame(step="accept", household=data.hex(), mac=pairing.confirmation(
-                key, pairing.ID_INVITER, identity.fingerprint, joiner_fp)))
-            await run(lambda: offers.finish_offer(store, taken, "used", device_id))
+            writer.write(steps.accept(data))
+            await run(lambda: offers.finish_offer(store, taken, "used", joiner.device_id))
             await writer.drain()
-            return Paired(device_id, joiner_fp, name)
+            return Paired(joiner.device_id, joiner.fingerprint, joiner.name)
     except PairingError as exc:
         try:  # tell the other side why, if it is still listening
-            writer.write(_pair_frame(step="fail", reason=str(exc)))
+            writer.write(fail_frame(str(exc)))
             await asyncio.wait_for(writer.drain(), 2)
         except (ConnectionError, TimeoutError):
             pass
@@ -240,10 +207,9 @@ async def _wrong_try(run: Callable[[Callable[[], None]], Awaitable[None]], store
         await run(lambda: offers.wrong_try(store, taken, address))
 
 
-def _admit(store: Store, pem: str, name: str, identity: Identity,
-           proof: dict[str, Any]) -> bytes:
+def _admit(store: Store, joiner: Joiner, identity: Identity) -> bytes:
     try:
-        household.admit(store, identity, pem, name, proof)
+        household.admit(store, identity, joiner.cert_pem, joiner.name, joiner.proof)
     except household.HouseholdError as exc:
         raise PairingError(str(exc)) from None
     return store.export_updates(HOUSEHOLD_DOC)
