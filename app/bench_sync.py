@@ -67,7 +67,7 @@ class Running:
         node_b = Node(self.b.store, self.b.identity, self.b.name, NodeOptions(listen=("127.0.0.1", 0)))
         self.nodes = {"a": node_a, "b": node_b}
         started = asyncio.Event()
-        task_a = asyncio.create_task(node_a.run(self._stop, lambda n: started.set()))
+        task_a = asyncio.create_task(node_a.async_run(self._stop, lambda n: started.set()))
         await started.wait()
         self.connect_started = time.perf_counter()
 
@@ -76,7 +76,7 @@ class Running:
             assert node_a.bound is not None  # (a listens before b dials it)
             node.dial(node_a.bound)
 
-        task_b = asyncio.create_task(node_b.run(self._stop, dial))
+        task_b = asyncio.create_task(node_b.async_run(self._stop, dial))
         self._ready.set()
         await asyncio.gather(task_a, task_b)
 

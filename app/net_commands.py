@@ -93,7 +93,7 @@ async def _serve(node: Node, then: Callable[[], None] | None = None,
 
         server = await start_api(*api)
     try:
-        await node.run(stop, ready)
+        await node.async_run(stop, ready)
     finally:
         if server is not None:
             await server.stop()
@@ -150,7 +150,7 @@ def join_household(ctx: Context, code_text: str, address: str | None,
     with ThreadPoolExecutor(1) as executor:
         for host, port in candidates:
             try:
-                inviter = asyncio.run(pair_flow.join(host, port, code, store, identity,
+                inviter = asyncio.run(pair_flow.async_join(host, port, code, store, identity,
                                                      ctx.config.device_name, executor))
                 break
             except PairingError as exc:
@@ -165,12 +165,12 @@ def join_household(ctx: Context, code_text: str, address: str | None,
 
 
 def _find_inviters(ctx: Context, say: Callable[[str], None]) -> list[tuple[str, int]]:
-    from sync.discovery import browse_for_pairing
+    from sync.discovery import async_browse_for_pairing
 
     if not ctx.config.mdns:
         raise UsageError("mDNS is off in the config: give the address (HOST:PORT) too")
     say("Looking for the inviting device on the LAN (mDNS)…")
-    found = asyncio.run(browse_for_pairing(ctx.config.mdns_interfaces or None, seconds=8))
+    found = asyncio.run(async_browse_for_pairing(ctx.config.mdns_interfaces or None, seconds=8))
     own = ctx.identity.device_id.replace("-", "")
     addresses = [(a, s.port) for s in found if not own.startswith(s.device_prefix)
                  for a in s.addresses]
@@ -245,7 +245,7 @@ async def _wait_with_node(ctx: Context, options: NodeOptions, code: str,
                           expires_at: float) -> tuple[str, str | None, str | None]:
     stop = asyncio.Event()
     node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
-    task = asyncio.create_task(node.run(stop))
+    task = asyncio.create_task(node.async_run(stop))
     told = 0
     try:
         while not task.done():

@@ -112,7 +112,7 @@ class NodeHost:
 
                 self.api = await start_api(self.ctx, self.worker, None, say=self.notices.append)
             try:
-                await node.run(self._stop, ready)
+                await node.async_run(self._stop, ready)
             finally:
                 if self.api is not None:
                     await self.api.stop()

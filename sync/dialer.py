@@ -64,7 +64,7 @@ class Dialer:
             return
         self._known[address] = device_id
         self._redial[address] = asyncio.Event()
-        self._spawn(self._forever(address), lambda: self._forever(address))  # kept alive
+        self._spawn(self._async_forever(address), lambda: self._async_forever(address))  # kept alive
 
     def contact_from(self, device_id: str) -> None:
         """A member reached us: whatever backoff we had towards it is over."""
@@ -72,7 +72,7 @@ class Dialer:
             if known == device_id:
                 self._redial[address].set()
 
-    async def _forever(self, address: Address) -> None:
+    async def _async_forever(self, address: Address) -> None:
         low, high = self._backoff
         delay = low
         redial = self._redial[address]

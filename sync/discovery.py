@@ -96,16 +96,16 @@ class Discovery:
                                 parsed_addresses=_local_addresses(self.interfaces),
                                 server=f"{self.instance.split('.')[0]}.local.")
 
-    async def start(self) -> None:
+    async def async_start(self) -> None:
         self._azc = open_zeroconf(self.interfaces)
         self._info = self._service_info()
         await self._azc.async_register_service(self._info, cooperating_responders=True)
         # QM questions: on loopback, unicast answers often reach the wrong process.
         self._browser = AsyncServiceBrowser(self._azc.zeroconf, SERVICE, handlers=[self._changed],
                                             question_type=DNSQuestionType.QM)
-        self._spawn(self._reannounce())
+        self._spawn(self._async_reannounce())
 
-    async def update(self, **changes: object) -> None:
+    async def async_update(self, **changes: object) -> None:
         """Change what we advertise (pairing open, capabilities) and tell the LAN."""
         for key, value in changes.items():
             setattr(self.advert, key, value)
@@ -113,7 +113,7 @@ class Discovery:
             self._info = self._service_info()
             await self._azc.async_update_service(self._info)
 
-    async def close(self) -> None:
+    async def async_close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -130,7 +130,7 @@ class Discovery:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reannounce(self) -> None:
+    async def _async_reannounce(self) -> None:
         while True:
             await asyncio.sleep(REANNOUNCE_EVERY)
             if self._azc is not None and self._info is not None:
@@ -149,9 +149,9 @@ class Discovery:
                 gone.online = False
                 self.on_gone(gone)
             return
-        self._spawn(self._resolve(name))
+        self._spawn(self._async_resolve(name))
 
-    async def _resolve(self, name: str) -> None:
+    async def _async_resolve(self, name: str) -> None:
         if self._azc is None:
             return
         info = AsyncServiceInfo(SERVICE, name)
@@ -192,13 +192,13 @@ def _is_ipv4(text: str) -> bool:
         return False
 
 
-async def browse_for_pairing(interfaces: list[str] | None, seconds: float) -> list[Seen]:
+async def async_browse_for_pairing(interfaces: list[str] | None, seconds: float) -> list[Seen]:
     """Devices on the LAN with a pairing code open (for `covey pair CODE` without an address)."""
     found: dict[str, Seen] = {}
     azc = open_zeroconf(interfaces)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def resolve(name: str) -> None:
+    async def async_resolve(name: str) -> None:
         info = AsyncServiceInfo(SERVICE, name)
         if await info.async_request(azc.zeroconf, 3000, question_type=DNSQuestionType.QM):
             props = {k.decode(errors="ignore"): (v or b"").decode(errors="ignore")
@@ -210,7 +210,7 @@ async def browse_for_pairing(interfaces: list[str] | None, seconds: float) -> li
     def changed(zeroconf: Zeroconf, service_type: str, name: str,
                 state_change: ServiceStateChange) -> None:
         if state_change is not ServiceStateChange.Removed:
-            task = asyncio.ensure_future(resolve(name))
+            task = asyncio.ensure_future(async_resolve(name))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 

@@ -32,7 +32,7 @@ class Heartbeat:
         """Look now (on the node's loop): a peer connected, or another process committed."""
         self._woken.set()
 
-    async def run(self) -> None:
+    async def async_run(self) -> None:
         """The node's heartbeat; a failed round is reported and the next one runs as usual.
 
         Woken at once when another process commits (sync/wakeup.py) or a peer connects;
@@ -63,7 +63,7 @@ class Heartbeat:
                     version, now = probe(), loop.time()
                     changed, seen = version != seen or now - full_at >= FULL_LOOK, version
                     full_at = now if changed else full_at
-                    await self.round(now, changed)
+                    await self.async_round(now, changed)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -72,11 +72,11 @@ class Heartbeat:
             waker.close()
             node.store.nudges = True
 
-    async def round(self, now: float, changed: bool = True) -> None:
+    async def async_round(self, now: float, changed: bool = True) -> None:
         node, due = self.node, self._due
         if changed:
             self._to_check |= {"addresses", "pairing"}
-            for doc_id in await node._run(node.store.poll):
+            for doc_id in await node._async_run(node.store.poll):
                 node._changed(doc_id)
         if node.connections and now - due.get("presence", 0.0) >= 0.5:
             due["presence"] = now  # presence and catch-up progress, twice a second
@@ -84,14 +84,14 @@ class Heartbeat:
                 d, c.last_heard, c.link.catch_up_total, c.link.catch_up_done)
                 for d, c in node.connections.items()])
             if states:
-                await node._run(lambda: node._presence.write(node.store, states))
+                await node._async_run(lambda: node._presence.write(node.store, states))
         if "addresses" in self._to_check and now - due.get("addresses", 0.0) >= 2.0:
             due["addresses"] = now  # addresses `covey pair` stored meanwhile
             self._to_check.discard("addresses")
-            for address, device_id in (await node._run(node._stored_addresses)).items():
+            for address, device_id in (await node._async_run(node._stored_addresses)).items():
                 node.dial(address, device_id)
         if node.discovery is not None and "pairing" in self._to_check:
             self._to_check.discard("pairing")
-            pairing_open = await node._run(lambda: offers.pairing_open(node.store))
+            pairing_open = await node._async_run(lambda: offers.pairing_open(node.store))
             if pairing_open != node.discovery.advert.pairing:
-                await node.discovery.update(pairing=pairing_open)
+                await node.discovery.async_update(pairing=pairing_open)

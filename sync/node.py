@@ -33,7 +33,7 @@ from sync.nodelock import NodeError
 from sync.protocol import CaughtUp, Event, Hello, PeerHello, Session
 from sync.store import HOUSEHOLD_DOC, Store, StoreEvent
 from sync.tls import client_context, peer_fingerprint, server_context
-from sync.transport import STREAM_LIMIT, Connection, Timing, run_connection
+from sync.transport import STREAM_LIMIT, Connection, Timing, async_run_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,7 +66,7 @@ class Node:
         self._presence = peer_state.PresenceLog()
         self.heartbeat = Heartbeat(self)
         self._strangers = pair_flow.Strangers()
-        self.dialer = Dialer(self._dial_once, lambda device: device in self.connections,
+        self.dialer = Dialer(self._async_dial_once, lambda device: device in self.connections,
                              self._spawn, options.backoff)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._household_id = ""
@@ -76,18 +76,18 @@ class Node:
         self._server_ctx = server_context(identity, [identity.cert_pem])
         self._anchored = {identity.fingerprint}
 
-    async def _run(self, fn: Callable[[], T]) -> T:
+    async def _async_run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
 
     # -- life cycle -----------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event, ready: Callable[[Node], None] | None = None) -> None:
+    async def async_run(self, stop: asyncio.Event, ready: Callable[[Node], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        self._household_id = await self._run(
+        self._household_id = await self._async_run(
             lambda: household.ensure(self.store, self.identity, self.name))
-        await self._refresh_trust()
-        await self._run(self.store.sync_digest)  # computed once now, cached for every hello
-        await self._run(lambda: peer_state.all_offline(self.store))
+        await self._async_refresh_trust()
+        await self._async_run(self.store.sync_digest)  # computed once now, cached for every hello
+        await self._async_run(lambda: peer_state.all_offline(self.store))
         unsubscribe = self.store.subscribe(self._on_store_event)
         server = None
         try:
@@ -98,18 +98,18 @@ class Node:
                     # ClientHello to the stream's buffer). Revocation cannot remove an anchor
                     # from a live context, so the handshake is followed by a pin check.
                     server = await asyncio.start_server(
-                        self._accept, host, port, ssl=self._server_ctx, ssl_handshake_timeout=10,
+                        self._async_accept, host, port, ssl=self._server_ctx, ssl_handshake_timeout=10,
                         limit=STREAM_LIMIT)
                 except OSError as exc:
                     raise NodeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 self.bound = server.sockets[0].getsockname()[:2]
                 log.info("listening on %s:%s as %s", *self.bound, self.identity.device_id)
             if self.options.mdns and self.bound:
-                await self._start_discovery()
-            stored = await self._run(self._stored_addresses)
+                await self._async_start_discovery()
+            stored = await self._async_run(self._stored_addresses)
             for address in sorted(set(self.options.peers) | set(stored)):
                 self.dial(address, stored.get(address, ""))
-            self._spawn(self.heartbeat.run(), self.heartbeat.run)
+            self._spawn(self.heartbeat.async_run(), self.heartbeat.async_run)
             if ready is not None:
                 ready(self)
             await stop.wait()
@@ -117,7 +117,7 @@ class Node:
             self._stopping = True
             unsubscribe()
             if self.discovery is not None:
-                await self.discovery.close()  # says goodbye on the LAN
+                await self.discovery.async_close()  # says goodbye on the LAN
             if server is not None:
                 server.close()
             for conn in list(self.connections.values()):
@@ -161,11 +161,11 @@ class Node:
         self.options.model, self.options.tok_s = model, tok_s
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(lambda: self._spawn(self._update_advert()))
+            loop.call_soon_threadsafe(lambda: self._spawn(self._async_update_advert()))
 
-    async def _update_advert(self) -> None:
+    async def _async_update_advert(self) -> None:
         if self.discovery is not None:
-            await self.discovery.update(can_run_models=bool(self.options.model),
+            await self.discovery.async_update(can_run_models=bool(self.options.model),
                                         model=self.options.model, tok_s=self.options.tok_s)
 
     # -- store changes ----------------------------------------------------------------------
@@ -179,26 +179,26 @@ class Node:
         for conn in self.connections.values():
             conn.wakeup.set()
         if doc_id == HOUSEHOLD_DOC:
-            self._spawn(self._refresh_trust())
+            self._spawn(self._async_refresh_trust())
 
     # -- discovery --------------------------------------------------------------------------
 
-    async def _start_discovery(self) -> None:
+    async def _async_start_discovery(self) -> None:
         assert self.bound is not None
         advert = Advert(self.identity.device_id, self._household_id, self.bound[1],
                         can_run_models=bool(self.options.model), model=self.options.model,
                         tok_s=self.options.tok_s,
-                        pairing=await self._run(lambda: offers.pairing_open(self.store)))
+                        pairing=await self._async_run(lambda: offers.pairing_open(self.store)))
         self.discovery = Discovery(advert, self.options.mdns_interfaces, self._seen, self._gone)
         try:
-            await self.discovery.start()
+            await self.discovery.async_start()
         except OSError as exc:  # no multicast here (VPN, container): manual peers still work
             log.warning("mDNS discovery unavailable: %s", exc)
             self.discovery = None
 
     def _seen(self, seen: Seen) -> None:
         ours = household_hash(self._household_id)
-        self._spawn(self._run_void(lambda: peer_state.record_seen(self.store, seen)))
+        self._spawn(self._async_run_void(lambda: peer_state.record_seen(self.store, seen)))
         if seen.household_hash != ours or self.identity.device_id.replace("-", "").startswith(
                 seen.device_prefix):
             return  # another household's device (ignored), or ourselves
@@ -208,20 +208,20 @@ class Node:
     def _gone(self, seen: Seen) -> None:
         log.info("%s left the LAN (mDNS goodbye)", seen.name)
         # Its connection ends by itself (or the keepalive notices): nothing to tear down here.
-        self._spawn(self._run_void(lambda: peer_state.record_seen(self.store, seen)))
+        self._spawn(self._async_run_void(lambda: peer_state.record_seen(self.store, seen)))
 
-    async def _run_void(self, fn: Callable[[], None]) -> None:
-        await self._run(fn)
+    async def _async_run_void(self, fn: Callable[[], None]) -> None:
+        await self._async_run(fn)
 
-    async def _refresh_trust(self) -> None:
-        self._trusted = await self._run(lambda: household.refresh(self.store))
+    async def _async_refresh_trust(self) -> None:
+        self._trusted = await self._async_run(lambda: household.refresh(self.store))
         for fp, member in self._trusted.items():
             if fp not in self._anchored:  # new members become trust anchors for handshakes
                 self._server_ctx.load_verify_locations(cadata=member.cert_pem)
                 self._anchored.add(fp)
-        household_id = await self._run(lambda: household.household_id(self.store))
+        household_id = await self._async_run(lambda: household.household_id(self.store))
         if household_id != self._household_id and self.discovery is not None:
-            await self.discovery.update(household_id=household_id)
+            await self.discovery.async_update(household_id=household_id)
         self._household_id = household_id
         trusted_ids = {d.device_id for d in self._trusted.values()}
         for device_id, conn in list(self.connections.items()):
@@ -232,12 +232,12 @@ class Node:
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _async_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)  # cancelled and awaited on shutdown like our own tasks
         try:
-            await self._accept_tls(reader, writer)
+            await self._async_accept_tls(reader, writer)
         except asyncio.CancelledError:
             writer.close()  # shutting down; asyncio's stream callback must not see a cancel
         except Exception as exc:  # this connection fails; accepting goes on (and says why)
@@ -247,29 +247,29 @@ class Node:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _async_accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = f"{peer[0]}:{peer[1]}" if peer else "?"
         fp = peer_fingerprint(writer.get_extra_info("ssl_object"))
         if fp is None:  # no certificate: it may only try to pair, within limits
-            paired = await self._strangers.serve(reader, writer, peer[0] if peer else "?",
+            paired = await self._strangers.async_serve(reader, writer, peer[0] if peer else "?",
                                                  self.store, self.identity, self.executor)
             if paired is not None:
                 self.paired.append(paired)
-                await self._refresh_trust()
+                await self._async_refresh_trust()
             return
         member = self._trusted.get(fp)
         if member is None:
             log.warning("refused %s: certificate %s… is not a household member", address, fp[:16])
             writer.transport.abort()  # at once: nothing to say to it
             return
-        await self._sync(reader, writer, member.device_id, initiator=member.device_id,
+        await self._async_sync(reader, writer, member.device_id, initiator=member.device_id,
                          address=address)
 
     def dial(self, address: tuple[str, int], device_id: str = "") -> None:
         self.dialer.dial(address, device_id)
 
-    async def _dial_once(self, address: tuple[str, int]) -> tuple[str | None, bool]:
+    async def _async_dial_once(self, address: tuple[str, int]) -> tuple[str | None, bool]:
         """One connection to `address`: (the household member that answered there, if one did;
         whether the session was refused, by us or by it, rather than cut)."""
         pems = [d.cert_pem for d in self._trusted.values()]
@@ -286,22 +286,22 @@ class Node:
             # pair drop one of the two as a duplicate, perhaps mid-catch-up.
             writer.close()
             return member.device_id, False
-        refused = await self._sync(reader, writer, member.device_id,
+        refused = await self._async_sync(reader, writer, member.device_id,
                                    initiator=self.identity.device_id,
                                    address=f"{address[0]}:{address[1]}")
         return member.device_id, refused
 
-    async def _sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    async def _async_sync(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     device_id: str, initiator: str, address: str) -> bool:
         """Run one session to its end; True if it was refused (by either side, or by our own
         store) rather than cut by the network."""
         self.dialer.contact_from(device_id)
-        session = await self._run(lambda: Session(self.store, self._hello()))
+        session = await self._async_run(lambda: Session(self.store, self._hello()))
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
         conn.link.on_progress = lambda total, done: peer_state.progress(
             self.store, device_id, total, done)
         try:
-            await run_connection(conn, reader, self.executor, self.options.timing, self._event)
+            await async_run_connection(conn, reader, self.executor, self.options.timing, self._async_event)
         finally:  # however it ended, it is no longer a connection (and says why)
             closed = conn.link.closed
             reason = conn.error or (closed.reason if closed else "connection closed")
@@ -310,7 +310,7 @@ class Node:
                 self._presence.forget(device_id)
                 if reason != "duplicate connection":
                     try:
-                        await self._run(lambda: peer_state.disconnected(
+                        await self._async_run(lambda: peer_state.disconnected(
                             self.store, device_id, conn.last_heard, reason))
                     except StoreError as exc:  # (our disk is full: it says offline next start)
                         errors.report("recording a disconnection", str(exc), exc)
@@ -326,11 +326,11 @@ class Node:
                      epoch=self.store.epoch, instance=INSTANCE, digest=self.store.sync_digest(),
                      name=self.name[:64], listen=listen, time=time.time())
 
-    async def _event(self, conn: Connection, event: Event) -> None:
+    async def _async_event(self, conn: Connection, event: Event) -> None:
         expected = conn.device
         if isinstance(event, PeerHello):
             if event.hello.device != expected:
-                await self._run(lambda: conn.link.session.close("device id does not match certificate"))
+                await self._async_run(lambda: conn.link.session.close("device id does not match certificate"))
                 conn.wakeup.set()
                 return
             existing = self.connections.get(expected)
@@ -338,7 +338,7 @@ class Node:
                 keep_new = conn.initiator == min(self.identity.device_id, expected) and \
                     existing.initiator != conn.initiator
                 loser = existing if keep_new else conn
-                await self._run(lambda: loser.link.session.close("duplicate connection"))
+                await self._async_run(lambda: loser.link.session.close("duplicate connection"))
                 loser.wakeup.set()
                 if loser is conn:
                     return
@@ -352,10 +352,10 @@ class Node:
                 errors.report(f"{event.hello.name or expected}'s clock",
                               f"differs from this device's by {peer_state.span(offset)}; sync does not "
                               "depend on it, but the times it writes will look wrong")
-            await self._run(lambda: peer_state.connected(self.store, expected, conn.address,
+            await self._async_run(lambda: peer_state.connected(self.store, expected, conn.address,
                                                          listening, offset))
         elif isinstance(event, CaughtUp):
-            await self._run(lambda: peer_state.caught_up(self.store, expected))
+            await self._async_run(lambda: peer_state.caught_up(self.store, expected))
 
 
 INSTANCE = os.urandom(8).hex()

@@ -33,7 +33,7 @@ class Paired:
     name: str
 
 
-async def _read_pair(reader: asyncio.StreamReader, decoder: FrameDecoder) -> dict[str, Any]:
+async def _async_read_pair(reader: asyncio.StreamReader, decoder: FrameDecoder) -> dict[str, Any]:
     while True:
         try:
             frame = decoder.next_frame()
@@ -55,13 +55,13 @@ async def _read_pair(reader: asyncio.StreamReader, decoder: FrameDecoder) -> dic
             raise PairingError(f"the other device sent garbage ({exc})") from None
 
 
-async def join(host: str, port: int, code: str, store: Store, identity: Identity, name: str,
+async def async_join(host: str, port: int, code: str, store: Store, identity: Identity, name: str,
                executor: Executor, local_addr: tuple[str, int] | None = None) -> Paired:
     """Join the household of the device at host:port that shows `code` (from `local_addr`,
     on a device with several addresses)."""
     loop = asyncio.get_running_loop()
 
-    async def run(fn: Callable[[], T]) -> T:
+    async def async_run(fn: Callable[[], T]) -> T:
         return await loop.run_in_executor(executor, fn)
 
     try:
@@ -78,9 +78,9 @@ async def join(host: str, port: int, code: str, store: Store, identity: Identity
             raise PairingError("the other device presented no certificate")
         steps = JoinerSteps(code, identity, name, inviter_fp)
         writer.write(steps.start())
-        writer.write(steps.on_spake(await _read_pair(reader, decoder)))
-        data = steps.on_accept(await _read_pair(reader, decoder))
-        return await run(lambda: _adopt_household(store, data, identity, inviter_fp))
+        writer.write(steps.on_spake(await _async_read_pair(reader, decoder)))
+        data = steps.on_accept(await _async_read_pair(reader, decoder))
+        return await async_run(lambda: _adopt_household(store, data, identity, inviter_fp))
     except (TimeoutError, ConnectionError) as exc:
         raise PairingError(f"pairing with {host}:{port} broke off ({exc or 'timeout'})") from None
     except ValueError:
@@ -130,7 +130,7 @@ class Strangers:
     def __init__(self) -> None:
         self._hosts: dict[object, str] = {}  # connections under way → their host
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+    async def async_serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
                     store: Store, identity: Identity, executor: Executor) -> Paired | None:
         if (len(self._hosts) >= self.MAX_TOTAL
                 or sum(1 for h in self._hosts.values() if h == host) >= self.MAX_PER_HOST):
@@ -139,12 +139,12 @@ class Strangers:
         token = object()
         self._hosts[token] = host
         try:
-            return await serve(reader, writer, store, identity, executor, host)
+            return await async_serve(reader, writer, store, identity, executor, host)
         finally:
             del self._hosts[token]
 
 
-async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, store: Store,
+async def async_serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, store: Store,
                 identity: Identity, executor: Executor, address: str = "?") -> Paired | None:
     """Answer a pairing attempt on a connection whose client presented no certificate.
 
@@ -152,7 +152,7 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
     a failed exchange is a wrong try that leaves the code open for the real device."""
     loop = asyncio.get_running_loop()
 
-    async def run(fn: Callable[[], T]) -> T:
+    async def async_run(fn: Callable[[], T]) -> T:
         return await loop.run_in_executor(executor, fn)
 
     decoder = FrameDecoder()
@@ -160,27 +160,27 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
     steps = InviterSteps(identity)
     try:
         async with asyncio.timeout(EXCHANGE_DEADLINE):
-            number = steps.on_start(await _read_pair(reader, decoder))
-            code, refusal = await run(lambda: offers.take_offer(store, number, address))
+            number = steps.on_start(await _async_read_pair(reader, decoder))
+            code, refusal = await async_run(lambda: offers.take_offer(store, number, address))
             if code is None:
                 writer.write(fail_frame(refusal))
                 await writer.drain()
                 return None
             writer.write(steps.with_code(code))
-            joiner = steps.on_confirm(await _read_pair(reader, decoder))
+            joiner = steps.on_confirm(await _async_read_pair(reader, decoder))
             taken = code
-            if not await run(lambda: offers.claim_offer(store, taken)):
+            if not await async_run(lambda: offers.claim_offer(store, taken)):
                 code = None  # (not a wrong try: another device was quicker)
                 raise PairingError("that code was used by another device a moment ago")
             try:
-                data = await run(lambda: _admit(store, joiner, identity))
+                data = await async_run(lambda: _admit(store, joiner, identity))
             except BaseException:
-                await run(lambda: offers.finish_offer(store, taken, "open"))
+                await async_run(lambda: offers.finish_offer(store, taken, "open"))
                 code = None
                 raise
             code = None  # from here on, the offer is used, whatever the joiner does
             writer.write(steps.accept(data))
-            await run(lambda: offers.finish_offer(store, taken, "used", joiner.device_id))
+            await async_run(lambda: offers.finish_offer(store, taken, "used", joiner.device_id))
             await writer.drain()
             return Paired(joiner.device_id, joiner.fingerprint, joiner.name)
     except PairingError as exc:
@@ -189,22 +189,22 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stor
             await asyncio.wait_for(writer.drain(), 2)
         except (ConnectionError, TimeoutError):
             pass
-        await _wrong_try(run, store, code, address)
+        await _async_wrong_try(async_run, store, code, address)
         log.warning("pairing attempt from %s failed: %s", address, exc)
         return None
     except (TimeoutError, ConnectionError):
-        await _wrong_try(run, store, code, address)
+        await _async_wrong_try(async_run, store, code, address)
         log.info("pairing attempt from %s broke off or ran out of time", address)
         return None
     finally:
         writer.close()
 
 
-async def _wrong_try(run: Callable[[Callable[[], None]], Awaitable[None]], store: Store,
-                     code: str | None, address: str) -> None:
+async def _async_wrong_try(async_run: Callable[[Callable[[], None]], Awaitable[None]],
+                           store: Store, code: str | None, address: str) -> None:
     if code is not None:  # an exchange at an open offer that did not succeed
         taken = code
-        await run(lambda: offers.wrong_try(store, taken, address))
+        await async_run(lambda: offers.wrong_try(store, taken, address))
 
 
 def _admit(store: Store, joiner: Joiner, identity: Identity) -> bytes:

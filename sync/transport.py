@@ -55,7 +55,7 @@ class Connection:
             self.writer.close()
 
 
-async def run_connection(
+async def async_run_connection(
     conn: Connection,
     reader: asyncio.StreamReader,
     executor: Executor,
@@ -65,10 +65,10 @@ async def run_connection(
     """Drive one connection until it ends; returns how the session closed (None: socket died)."""
     loop = asyncio.get_running_loop()
 
-    async def run(fn: Callable[[], T]) -> T:
+    async def async_run(fn: Callable[[], T]) -> T:
         return await loop.run_in_executor(executor, fn)
 
-    async def send(data: bytes) -> None:
+    async def async_send(data: bytes) -> None:
         if data and not conn.writer.is_closing():
             conn.writer.write(data)
             await asyncio.wait_for(conn.writer.drain(), timing.drain_timeout)
@@ -85,35 +85,35 @@ async def run_connection(
         conn.link.start()
         return conn.link.outgoing()
 
-    async def reading() -> None:
+    async def async_reading() -> None:
         while not conn.closing:
             try:
                 data = await asyncio.wait_for(reader.read(READ_SIZE), timing.dead_after)
             except TimeoutError:
-                await run(lambda: conn.link.session.close("no sign of life (keepalive timeout)"))
+                await async_run(lambda: conn.link.session.close("no sign of life (keepalive timeout)"))
                 data = b""
             if data:
                 conn.last_heard = time.time()
-            events, out = await run(lambda: receive_and_reply(data))  # noqa: B023 (run at once)
-            await send(out)
+            events, out = await async_run(lambda: receive_and_reply(data))  # noqa: B023 (run at once)
+            await async_send(out)
             for event in events:
                 await on_event(conn, event)
             if conn.link.closed is not None or not data:
                 return
             conn.wakeup.set()  # acknowledgements may have opened the send window
 
-    async def pushing() -> None:
+    async def async_pushing() -> None:
         while not conn.closing and conn.link.closed is None:
             try:
                 await asyncio.wait_for(conn.wakeup.wait(), timing.keepalive)
             except TimeoutError:
-                await run(lambda: conn.link.session.ping(0))
+                await async_run(lambda: conn.link.session.ping(0))
             conn.wakeup.clear()
-            await send(await run(push_and_reply))
+            await async_send(await async_run(push_and_reply))
 
     try:
-        await send(await run(start))
-        tasks = [asyncio.create_task(reading()), asyncio.create_task(pushing())]
+        await async_send(await async_run(start))
+        tasks = [asyncio.create_task(async_reading()), asyncio.create_task(async_pushing())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -122,7 +122,7 @@ async def run_connection(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await send(await run(conn.link.outgoing))  # a last ERROR frame, if any
+        await async_send(await async_run(conn.link.outgoing))  # a last ERROR frame, if any
     except (ConnectionError, TimeoutError, OSError) as exc:
         conn.error = f"connection lost ({exc or type(exc).__name__})"
         log.info("connection to %s ended: %s", conn.address, conn.error)
@@ -130,8 +130,8 @@ async def run_connection(
         conn.error = f"internal error: {type(exc).__name__}: {exc}"
         errors.report(f"session with {conn.device}", conn.error, exc)
         try:
-            await run(lambda: conn.link.session.close(conn.error or "internal error"))
-            await asyncio.wait_for(send(conn.link.outgoing()), 1.0)
+            await async_run(lambda: conn.link.session.close(conn.error or "internal error"))
+            await asyncio.wait_for(async_send(conn.link.outgoing()), 1.0)
         except Exception:  # the link is already broken: nothing more to tell the peer
             pass
     finally:

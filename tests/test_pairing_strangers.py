@@ -45,7 +45,7 @@ async def guess(host: str, port: int, code: str, store: Store, tmp: Path) -> str
     identity = load_or_create(tmp / "stranger-id", "stranger")
     with ThreadPoolExecutor(1) as executor:
         try:
-            await pair_flow.join(host, port, code, store, identity, "stranger", executor,
+            await pair_flow.async_join(host, port, code, store, identity, "stranger", executor,
                                  local_addr=("127.0.0.2", 0))  # not the real device's address
             return "paired"
         except PairingError as exc:
