@@ -112,44 +112,44 @@ def title(ctx: Context, args: argparse.Namespace) -> int:
 
 def bench(ctx: Context, args: argparse.Namespace) -> int:
     if args.bench_target == "delegate":
-        from app import bench_delegate
+        from app.bench import delegate as bench_delegate
 
         print_report(bench_delegate.run(ctx.model, max_tokens=args.max_tokens,
                                         rounds=args.rounds), args.json)
         return 0
     if args.bench_target == "api":
-        from app import bench_api
+        from app.bench import api as bench_api
 
         print_report(bench_api.run(ctx.model, ctx.config.model, max_tokens=args.max_tokens,
                                    rounds=args.rounds,
                                    progress=None if args.json else say), args.json)
         return 0
     if args.bench_target == "warm":
-        from app import bench_warm
+        from app.bench import warm as bench_warm
 
         print_report(bench_warm.run(ctx.config.model, rounds=args.rounds,
                                     progress=None if args.json else say), args.json)
         return 0
     if args.bench_target == "import":
-        from app import bench_import
+        from app.bench import importing as bench_import
 
         print_report(bench_import.run(args.conversations, args.messages,
                                       progress=None if args.json else sys.stderr), args.json)
         return 0
     if args.bench_target == "clone":
-        from app import bench_clone
+        from app.bench import clone as bench_clone
 
         print_report(bench_clone.run(args.conversations, args.messages,
                                      progress=None if args.json else sys.stderr), args.json)
         return 0
     if args.bench_target == "sync":
-        from app import bench_sync
+        from app.bench import sync as bench_sync
 
         print_report(bench_sync.run(latency_commits=args.commits,
                                     idle_conversations=args.conversations,
                                     progress=None if args.json else sys.stderr), args.json)
         return 0
-    from app.bench import bench_model, print_model_report
+    from app.bench.model import bench_model, print_model_report
 
     report = bench_model(ctx, max_tokens=args.max_tokens, rounds=args.rounds,
                          progress=None if args.json else sys.stderr)

@@ -59,7 +59,7 @@ class NodeHost:
         except NodeError:
             return True  # another process (covey serve) is this device's node
         self._owned = True
-        from app.net_commands import node_options  # (the network stack: imported when needed)
+        from app.joining import node_options  # (the network stack: imported when needed)
         from sync.node import Node
 
         try:

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, run_covey
 
 def free_port() -> int:
     """A bindable port below the ephemeral range, so no outgoing connection can take it."""
-    from app.bench_clone import free_port as bench_free_port
+    from app.bench.clone import free_port as bench_free_port
 
     return bench_free_port()
 

@@ -257,7 +257,7 @@ def test_stdin_still_takes_covey_json(tmp_path: Path) -> None:
 
 
 def test_a_ctrl_c_mid_import_leaves_only_whole_conversations(tmp_path: Path) -> None:
-    from app.bench_import import write_chatgpt_export
+    from app.bench.importing import write_chatgpt_export
 
     export = tmp_path / "conversations.json"
     with export.open("w") as f:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from loro import LoroDoc, LoroMap
 
-from app.bench_sync import Device
+from app.bench.sync import Device
 from sync import household, membership
 from sync.household import HouseholdError
 from sync.identity import Identity, load_or_create

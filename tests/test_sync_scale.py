@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bench_clone import conversations_in
+from app.bench.clone import conversations_in
 from app.config import Paths
 from app.sample_history import write_export
 from sync.store import Store

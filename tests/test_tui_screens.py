@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import DataTable, Input, Label, Select
 
 from app.config import Config
-from app.net_commands import join_household
+from app.joining import join_household
 from app.node_host import NodeHost
 from app.ui.app import CoveyApp
 from app.ui.household import DevicesScreen, HouseholdBar

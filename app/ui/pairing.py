@@ -136,7 +136,7 @@ class PairingScreen(ModalScreen[bool]):
         if not code:
             self._status("Type the code the other device shows.")
             return
-        from app.net_commands import switch_warning
+        from app.joining import switch_warning
         from app.ui.dialogs import Confirm
 
         def go(yes: bool | None = True) -> None:
@@ -155,7 +155,7 @@ class PairingScreen(ModalScreen[bool]):
 
     @work(thread=True, exclusive=True)
     def join(self, code: str, address: str | None) -> None:
-        from app.net_commands import join_household
+        from app.joining import join_household
 
         try:
             inviter = join_household(self.ctx, code, address, say=lambda line: None)

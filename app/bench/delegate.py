@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.assistant import Assistant
-from app.bench_sync import Running, paired, wait_for
+from app.bench.sync import Running, paired, wait_for
 from app.config import Config
 from app.delegation import AttemptRunner, JobRef, current_job, request_job
 from models.base import ChatModel, GenerationParams

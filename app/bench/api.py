@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from app.assistant import Assistant
-from app.bench_clone import free_port, start_serve
+from app.bench.clone import free_port, start_serve
 from app.config import Config, Paths
 from models.base import ChatModel, GenerationParams
 from sync.store import Store

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.bench_clone import free_port, start_serve
+from app.bench.clone import free_port, start_serve
 from app.config import Paths
 from sync.store import Store
 
