@@ -215,6 +215,11 @@ def bench_idle_reconnect(root: Path, conversations: int, progress: TextIO | None
         _fill_equal(a.store, b.store, conversations, progress)
         a.store.poll()  # the bulk fill bypassed the stores' own writes: take it in now,
         b.store.poll()  # not during the measured reconnect
+        # A first session (not measured): a node's first start writes to the household (which
+        # Loro peers write for its device), so only a reconnect after it meets equal stores.
+        with Running(a, b) as running:
+            wait_for(running.caught_up, timeout=120)
+        assert a.store.sync_index() == b.store.sync_index()
         with Running(a, b) as running:
             wait_for(running.caught_up, timeout=120)
             seconds = _connected_time(running)
