@@ -1,9 +1,10 @@
-"""The front door for asking from a terminal (`covey ask`, the line chat `covey chat`): a
-prompt → where it runs (`--on`, else `run_on`) → answered here, by this device's node (its
-model warm), or handed to the device that runs it → pieces streamed to the caller → stored.
+"""The front door for asking (`covey ask`, the line chat `covey chat`, the terminal app): a
+prompt → where it runs (`--on`, else `run_on`; a model chosen by name runs where it is) →
+answered here, by this device's node in another process (its model warm), or handed to the
+device that runs it → pieces streamed to the caller → stored.
 
-Both front ends ask through `ask`, so they route alike: the line chat honours `run_on` and
-named models as `covey ask` does.
+Every front end asks through `ask`, so they route alike; the app's edit-and-branch
+(`Question.parent_id`) and regenerate (`Question.again`) are questions like any other.
 """
 
 from __future__ import annotations
