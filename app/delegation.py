@@ -48,9 +48,9 @@ Job = Callable[[LoroDoc, str], object]
 
 
 def job_setup(me: str, assignee: str, params: GenerationParams | None = None,
-              title: bool = False, model: str | None = None) -> Job:
-    """The job for an answer, to be written in the commit that creates it (`Assistant.start`,
-    `Assistant.again`): assigned to `assignee` ("" = queued); the answer is queued from the start
+              title: bool = False, model: str | None = None) -> Callable[[LoroDoc, str], str]:
+    """The job for an answer (a `Job`; it returns its first attempt's id), to be written in the
+    commit that creates it (`Assistant.start`, `Assistant.again`): assigned to `assignee` ("" = queued); the answer is queued from the start
     (no peer ever sees it streaming here). The requester's generation settings travel with the
     job, so the runner answers exactly as asked (and as it would have answered locally)."""
     def job(doc: LoroDoc, answer_id: str) -> str:
@@ -70,7 +70,7 @@ def request_job(assistant: Assistant, prompt: str, conv_id: str | None, system: 
     first: list[str] = []
 
     def job(doc: LoroDoc, answer_id: str) -> None:
-        first.append(cast(str, setup(doc, answer_id)))
+        first.append(setup(doc, answer_id))  # (the first attempt's id)
 
     turn = assistant.start(prompt, conv_id, system, parent_id, job=job)
     return turn, first[0]
