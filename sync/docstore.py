@@ -235,16 +235,33 @@ class DocumentStore(SyncReads):
                 return None
             return reader(entry.doc)
 
-    def drop_document(self, doc_id: str) -> None:
-        """Forget a document entirely (a joining device giving up its own household)."""
-        with self._lock, transaction(self.db) as conn:
-            for table in ("updates", "snapshots", "doc_versions"):
-                conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", [doc_id])
-            # Other processes holding the document in memory see the count change and reload.
-            conn.execute(
-                "INSERT INTO covey_meta (key, value) VALUES (?, '1') ON CONFLICT(key)"
-                " DO UPDATE SET value = CAST(value AS INTEGER) + 1", ["drops:" + doc_id])
-            self._docs.pop(doc_id, None)
+    def replace_document(
+        self, doc_id: str, data: bytes, source: str | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Put the document in `data` in place of this one, and run `also` in the same
+        transaction (a joining device giving up its own household for the one it joined).
+
+        Other processes see the old document or the new one, never neither and never a mix:
+        a node rewriting the old household's entries between two steps would carry them in."""
+        with self._lock:
+            try:
+                with transaction(self.db) as conn:
+                    for table in ("updates", "snapshots", "doc_versions"):
+                        conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", [doc_id])
+                    # Other processes holding the document in memory see the count change.
+                    conn.execute(
+                        "INSERT INTO covey_meta (key, value) VALUES (?, '1') ON CONFLICT(key)"
+                        " DO UPDATE SET value = CAST(value AS INTEGER) + 1", ["drops:" + doc_id])
+                    self._docs.pop(doc_id, None)
+                    self._import_one(conn, doc_id, [data], source)
+                    if also is not None:
+                        also(conn)
+            except BaseException:
+                self._docs.pop(doc_id, None)  # whatever reached memory was not committed
+                raise
+        self._emit(StoreEvent(doc_id, "remote", source=source))
+        self._nudge()
 
     def import_updates(
         self, doc_id: str, data: bytes | Sequence[bytes], origin: Origin = "remote",

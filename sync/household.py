@@ -12,6 +12,7 @@ set to every member; revoking a member is a flag every member obeys once it has 
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -206,27 +207,32 @@ def _append(store: Store, entries: list[membership.Entry], pin_root: bool = Fals
 
 def republish(store: Store) -> int:
     """Write back into the document the entries it lacks (deleted by a member, say)."""
-    in_doc = set(_doc_entries(store))
-    missing = [(h, raw) for h, raw in store.db.conn.execute(
-        "SELECT hash, entry FROM membership_log") if h not in in_doc]
-    if missing:
-        def put(doc: LoroDoc) -> None:
-            log_map = doc.get_map("log")
-            for h, raw in missing:
-                log_map.insert(h, raw)
+    def missing(doc: LoroDoc) -> list[tuple[str, str]]:
+        in_doc = set(doc.get_map("log").keys())
+        return [(h, raw) for h, raw in store.db.conn.execute(
+            "SELECT hash, entry FROM membership_log") if h not in in_doc]
 
-        store.write(HOUSEHOLD_DOC, put, touched=None)
-    return len(missing)
+    if not store.read(HOUSEHOLD_DOC, missing):
+        return 0
+
+    def put(doc: LoroDoc) -> int:
+        # Looked at again inside the write's transaction: the log may have been replaced
+        # since (a pairing in another process), and the old one's entries must not come back.
+        found = missing(doc)
+        log_map = doc.get_map("log")
+        for h, raw in found:
+            log_map.insert(h, raw)
+        return len(found)
+
+    return store.write(HOUSEHOLD_DOC, put, touched=None)
 
 
-def adopt_log(store: Store, root: str) -> None:
-    """Forget the previous household's log and pin the root of the one just joined."""
-    with transaction(store.db) as conn:
-        conn.execute("DELETE FROM membership_log")
-    entries = _entries(store)
-    if root in entries:
-        _append(store, [entries[root]], pin_root=True)
-    current(store)
+def pin_root(conn: sqlite3.Connection, root: membership.Entry) -> None:
+    """Forget the previous household's log and pin the root of the one being joined (inside
+    the transaction that puts its document in place: see adoption.py)."""
+    conn.execute("DELETE FROM membership_log")
+    conn.execute("INSERT INTO membership_log (hash, entry, root) VALUES (?, ?, 1)",
+                 [root.hash, root.encoded()])
 
 
 def devices(store: Store) -> list[Device]:
@@ -295,19 +301,6 @@ def admit(store: Store, inviter: Identity, cert_pem: str, name: str,
     if after is None or device_id_from_cert(der) not in after.active():
         why = dict(after.refused).get(entry.hash, "?") if after else "no membership log"
         raise HouseholdError(f"the household refused the new member: {why}")
-
-
-def pair_locally(store: Store, inviter: Identity, joiner: Identity, name: str,
-                 joiner_store: Store | None = None) -> None:
-    """Admit a device whose identity is on this machine too (benchmarks, tests): the joiner's
-    proof is made here instead of in a pairing exchange; `joiner_store` then joins."""
-    transcript = membership.transcript_of(b"local", joiner.fingerprint.encode())
-    admit(store, inviter, joiner.cert_pem, name, {"transcript": transcript, "sig": joiner.sign(
-        membership.proof_message(inviter.fingerprint, joiner.fingerprint, transcript))})
-    if joiner_store is not None:
-        joiner_store.drop_document(HOUSEHOLD_DOC)
-        joiner_store.import_updates(HOUSEHOLD_DOC, store.export_updates(HOUSEHOLD_DOC))
-        adopt_log(joiner_store, str(_root(store)))
 
 
 def revoke(store: Store, identity: Identity, device_id: str) -> list[Device]:

@@ -10,9 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from loro import LoroDoc
-
-from sync import household, membership, offers
+from sync import adoption, household, offers
 from sync.frames import FrameDecoder, FrameError, FrameType
 from sync.identity import Identity
 from sync.pair_steps import InviterSteps, Joiner, JoinerSteps, fail_frame
@@ -90,33 +88,7 @@ async def async_join(host: str, port: int, code: str, store: Store, identity: Id
 
 
 def _adopt_household(store: Store, data: bytes, identity: Identity, inviter_fp: str) -> Paired:
-    """Check the household we were given has both of us as members by its own signed log
-    (the inviter added us), then make it ours, pinning its founding entry."""
-    doc = LoroDoc()
-    try:
-        doc.import_(data)  # inspected apart from our store before anything is replaced
-    except BaseException as exc:  # loro raises bare BaseException on bad bytes
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise PairingError("the other device sent a malformed household") from None
-    value = doc.get_deep_value()
-    raw_log = value.get("log") if isinstance(value, dict) else None
-    entries = {e.hash: e for k, v in (raw_log.items() if isinstance(raw_log, dict) else [])
-               if (e := membership.parse(str(k), v)) is not None}
-    roots = [h for h, e in entries.items() if not e.prev]
-    meta = value.get("meta") if isinstance(value, dict) else None
-    hid = meta.get("id") if isinstance(meta, dict) else None
-    if len(roots) != 1 or not isinstance(hid, str):
-        raise PairingError("the household we were given has no sound membership log")
-    members = {m.fingerprint: m for m in
-               membership.evaluate(entries, roots[0], hid).active().values()}
-    me, inviter = members.get(identity.fingerprint), members.get(inviter_fp)
-    if me is None or inviter is None or me.device_id != identity.device_id or \
-            me.added_by != inviter.device_id:
-        raise PairingError("the household we were given does not include both devices")
-    store.drop_document(HOUSEHOLD_DOC)
-    store.import_updates(HOUSEHOLD_DOC, data, source=inviter.device_id)
-    household.adopt_log(store, roots[0])
+    inviter = adoption.adopt(store, data, identity, inviter_fp)
     return Paired(inviter.device_id, inviter.fingerprint, inviter.name)
 
 

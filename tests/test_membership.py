@@ -13,7 +13,7 @@ import pytest
 from loro import LoroDoc, LoroMap
 
 from app.bench.sync import Device
-from sync import household, membership
+from sync import adoption, household, membership
 from sync.household import HouseholdError
 from sync.identity import Identity, load_or_create
 from sync.ids import now_iso
@@ -48,8 +48,8 @@ def home(tmp_path: Path) -> tuple[Dev, Dev, Dev]:
     """A founded the household and paired B and M."""
     a, b, m = Dev(tmp_path, "a"), Dev(tmp_path, "b"), Dev(tmp_path, "m")
     household.ensure(a.store, a.identity, "a")
-    household.pair_locally(a.store, a.identity, b.identity, "b", joiner_store=b.store)
-    household.pair_locally(a.store, a.identity, m.identity, "m", joiner_store=m.store)
+    adoption.pair_locally(a.store, a.identity, b.identity, "b", joiner_store=b.store)
+    adoption.pair_locally(a.store, a.identity, m.identity, "m", joiner_store=m.store)
     sync_all(a, b, m)
     assert trusted_ids(a) == trusted_ids(b) == trusted_ids(m) == {a.id, b.id, m.id}
     return a, b, m
@@ -128,7 +128,7 @@ def test_a_planted_device_goes_with_the_member_that_planted_it(home: tuple[Dev, 
                                                                tmp_path: Path) -> None:
     a, b, m = home
     x = load_or_create(tmp_path / "x", "x")  # M made X itself, so it can prove a "pairing"
-    household.pair_locally(m.store, m.identity, x, "x")
+    adoption.pair_locally(m.store, m.identity, x, "x")
     sync_all(a, b, m)
     assert x.device_id in trusted_ids(a)
     gone = household.revoke(a.store, a.identity, m.id[:10])

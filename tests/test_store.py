@@ -281,19 +281,22 @@ def test_live_writers_answers_are_not_marked_interrupted(paths: Paths) -> None:
         c.close()
 
 
-def test_a_document_dropped_by_another_process_is_reloaded(paths: Paths, tmp_path: Path) -> None:
+def test_a_document_replaced_by_another_process_is_reloaded_whole(paths: Paths, tmp_path: Path) -> None:
     a = Store.open(paths, "D")
     b = Store.open(paths, "D")
     other = Store.open(Paths.at(tmp_path / "other"), "O")
     try:
-        old = a.create_conversation()
-        assert b.conversation(old).id == old  # b holds it in memory
-        replacement = other.create_conversation()
-        a.drop_document(old)
-        with pytest.raises(UnknownConversationError):
-            b.conversation(old)  # b noticed the drop instead of serving its stale copy
-        a.import_updates(replacement, other.export_updates(replacement))
-        assert b.conversation(replacement).id == replacement
+        conv = a.create_conversation()
+        other.import_updates(conv, a.export_updates(conv))
+        a.add_message(conv, "user", "only in the copy given up")
+        other.add_message(conv, "user", "in the copy taken instead")
+        assert [m.text for m in b.messages(conv)] == ["only in the copy given up"]  # held
+        a.replace_document(conv, other.export_updates(conv))
+        # b noticed the replacement instead of serving (or merging into) its stale copy
+        assert [m.text for m in b.messages(conv)] == ["in the copy taken instead"]
+        with pytest.raises(InvalidUpdateError):
+            a.replace_document(conv, b"not a document")
+        assert [m.text for m in b.messages(conv)] == ["in the copy taken instead"]  # kept
     finally:
         for s in (a, b, other):
             s.close()

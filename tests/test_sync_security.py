@@ -187,13 +187,13 @@ def test_a_certificate_tells_a_stranger_no_device_name(tmp_path: Path) -> None:
 def _plant(planter: Device, planted: Device) -> None:
     """A compromised member brings in a device of its own making (it holds both keys, so it
     can sign the planted one's proof of "pairing" too)."""
-    from sync import household
+    from sync import adoption
 
     planter_id = load_or_create(Paths.at(planter.home).identity_dir, planter.name)
     planted_id = load_or_create(Paths.at(planted.home).identity_dir, planted.name)
     store, joiner = planter.store(), planted.store()
     try:
-        household.pair_locally(store, planter_id, planted_id, planted.name, joiner_store=joiner)
+        adoption.pair_locally(store, planter_id, planted_id, planted.name, joiner_store=joiner)
     finally:
         store.close()
         joiner.close()

@@ -16,7 +16,7 @@ from app.ui.app import CoveyApp
 from app.ui.household import DevicesScreen, HouseholdBar
 from app.ui.pairing import PairingScreen
 from app.ui.settings import SettingsScreen
-from sync import household, offers, pairing
+from sync import adoption, household, offers, pairing
 from sync.identity import load_or_create
 from tests.devices import free_port
 from tests.tui_helpers import make_context, wait_until
@@ -273,7 +273,7 @@ async def test_devices_screen_details_and_removing_a_device(tmp_path: Path) -> N
     ctx = make_context(tmp_path / "home", device_id="")
     household.ensure(ctx.store, ctx.identity, "laptop")
     pi = load_or_create(tmp_path / "pi", "pi")
-    household.pair_locally(ctx.store, ctx.identity, pi, "pi")
+    adoption.pair_locally(ctx.store, ctx.identity, pi, "pi")
     household.set_capability(ctx.store, pi.device_id, "smollm2", 78.0, serves=True)
     app = CoveyApp(ctx)
     async with app.run_test(size=(130, 40)) as pilot:

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 from loro import ExportMode, LoroDoc, VersionVector
 
 from app.config import Paths
+from sync import adoption, household
 from sync import conversation as schema
-from sync import household
 from sync.conversation import Message
 from sync.identity import Identity, load_or_create
 from sync.ids import new_id
@@ -47,7 +47,7 @@ class Device:
 def paired(root: Path) -> tuple[Device, Device]:
     a, b = Device(root, "bench-a"), Device(root, "bench-b")
     household.ensure(a.store, a.identity, a.name)
-    household.pair_locally(a.store, a.identity, b.identity, b.name, joiner_store=b.store)
+    adoption.pair_locally(a.store, a.identity, b.identity, b.name, joiner_store=b.store)
     return a, b
 
 
