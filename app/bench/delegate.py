@@ -25,6 +25,7 @@ from models.base import ChatModel, GenerationParams
 from models.fake import FakeModel
 from sync.store import StoreEvent
 
+_PHASES: dict[str, list[float]] = {}
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
@@ -54,6 +55,8 @@ def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, A
             a.close()
             b.close()
     lags.sort()
+    phases = {k: round(statistics.median(v) * 1000, 1) for k, v in _PHASES.items()}
+    _PHASES.clear()
     return {
         "model": model.info.name,
         "max_tokens": max_tokens,
@@ -63,6 +66,7 @@ def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, A
         "delegated_tok_s": round(statistics.median(delegated_rates), 2),
         "runner_local_tok_s": round(statistics.median(local_rates), 2),
         "throughput_ratio": round(statistics.median(ratios), 4),
+        **phases,
     }
 
 
@@ -106,6 +110,10 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
     wait_for(lambda: bool(seen) and seen[-1][1] >= final, timeout=30)
     finished = next(t for t, n in seen if n >= final)
     unsubscribe()
+    for key, value in (("delegated_first_piece_ms", produced[0][0] - started),
+                       ("delegated_decode_ms", produced[-1][0] - produced[0][0]),
+                       ("delegated_tail_ms", finished - produced[-1][0])):
+        _PHASES.setdefault(key, []).append(value)
     lags = []
     for t_made, length in produced:
         shown = next((t for t, n in seen if n >= length), None)
@@ -115,7 +123,12 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
 
 
 def _local_once(local: Assistant, params: GenerationParams) -> float:
-    pieces = [0]
+    times: list[float] = []
     started = time.perf_counter()
-    local.ask(PROMPT, params=params, on_piece=lambda p: pieces.__setitem__(0, pieces[0] + 1))
-    return pieces[0] / (time.perf_counter() - started)
+    local.ask(PROMPT, params=params, on_piece=lambda p: times.append(time.perf_counter()))
+    ended = time.perf_counter()
+    for key, value in (("local_first_piece_ms", times[0] - started),
+                       ("local_decode_ms", times[-1] - times[0]),
+                       ("local_tail_ms", ended - times[-1])):
+        _PHASES.setdefault(key, []).append(value)
+    return len(times) / (ended - started)
