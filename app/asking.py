@@ -150,7 +150,13 @@ def _handed_over(ctx: Context, assistant: Assistant, question: Question,
     title = assistant.config.auto_title and (
         question.conversation_id is None or store.untitled(question.conversation_id))
     job = delegation.job_setup(store.device_id, target, params, title, model)
-    turn = _start(assistant, question, job)
+    live = remote_ask.listen(ctx) if target else None  # (before the job: no piece is missed)
+    try:
+        turn = _start(assistant, question, job)
+    except BaseException:
+        if live is not None:
+            live.close()
+        raise
     if keep:
         store.set_model(turn.conversation_id, keep)
     on_started(Started(turn.conversation_id, turn.answer_id, handed=True, queued=target == ""))
@@ -158,7 +164,7 @@ def _handed_over(ctx: Context, assistant: Assistant, question: Question,
         return Asked(turn.conversation_id, turn.answer_id, "queued", handed=True)
     ref = delegation.JobRef(turn.conversation_id, turn.answer_id)
     status = remote_ask.watch(ctx, ref, params, on_piece=on_piece, on_note=on_notice,
-                              cancel=cancel)
+                              cancel=cancel, live=live)
     return Asked(turn.conversation_id, turn.answer_id, status, handed=True)
 
 

@@ -27,6 +27,7 @@ from app.streaming import EVERY_PIECES, EVERY_SECONDS, Batches, title_from_first
 from models.base import ChatModel, GenerationParams
 from sync import jobs
 from sync.jobs import Superseded
+from sync.live import LivePiece, Publisher
 from sync.store import Store
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,13 @@ class AttemptRunner:
     """Generates attempts assigned to this device with its one model."""
 
     def __init__(self, store: Store, model: ChatModel, params: GenerationParams,
-                 pick: Callable[[str | None], ChatModel] | None = None) -> None:
+                 pick: Callable[[str | None], ChatModel] | None = None,
+                 live: Publisher | None = None) -> None:
         self.store = store
         self.own = self.model = model
         self.params = params
         self.pick = pick  # a model by name (the node's warm models); None: only its own
+        self.live = live  # each piece to whoever watches, ahead of the store (sync/live.py)
 
     def run(self, ref: JobRef, aid: str, on_piece: Callable[[str], None] | None = None,
             heard_here: bool | None = None) -> str:
@@ -158,19 +161,26 @@ class AttemptRunner:
             self._commit(ref, aid, text, renew=renew)
             last_renew = time.monotonic() if renew else last_renew
 
-        # A requester in another process (on another device, or `covey ask` beside this node)
-        # watches the text grow in the store: commit often. One in this process (the API, a
-        # take-over) hears each piece directly: commit as a local answer does (each commit
-        # costs the generation a little).
-        heard = on_piece is not None if heard_here is None else heard_here
+        # Whoever asked hears each piece at once — in this process (the API, a take-over), or
+        # live (`covey ask` beside this node, a requester connected to it): commit as a local
+        # answer does, since each commit costs the generation a little. A requester reached
+        # only through the store (another device, through a third) needs it written often.
+        requester = job.requested_by if job is not None else ""
+        live = self.live if self.live is not None and self.live.reaches(requester) else None
+        heard = (on_piece is not None if heard_here is None else heard_here) or live is not None
         batches = Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
             else Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS)
+        offset = 0
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)
             for piece in pipeline.generate(self.model, messages, params, cancel):
                 if on_piece is not None:
                     on_piece(piece)
+                if live is not None:
+                    live.publish(requester, LivePiece(ref.conversation_id, ref.answer_id, aid,
+                                                      offset, piece))
+                    offset += len(piece)
                 batches.add(piece)
             self._commit(ref, aid, batches.rest(), renew=False, status="done")
             if job is not None and job.params.get("title") is True:

@@ -19,6 +19,7 @@ from app.delegation import AttemptRunner, JobRef, current_job, take_over
 from models.base import ChatMessage, ChatModel, GenerationParams
 from sync import jobs
 from sync.conversation import Message
+from sync.live import Publisher
 from sync.store import Store, StoreEvent
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,12 @@ class Follower:
 
 class JobWorker:
     def __init__(self, store: Store, model: ChatModel | None, params: GenerationParams,
-                 serve_peers: bool, max_queue: int = 8) -> None:
+                 serve_peers: bool, max_queue: int = 8, live: Publisher | None = None) -> None:
         self.store = store
         self.params = params
-        self.runner = AttemptRunner(store, model, params) if model is not None else None
+        self.live = live  # each piece to whoever watches the answer (sync/live.py)
+        self.runner = AttemptRunner(store, model, params, live=live) \
+            if model is not None else None
         # Until `attach_model` (the model loads in the background), jobs wait instead of
         # being refused.
         self.loading = False
@@ -62,7 +65,7 @@ class JobWorker:
                      pick: Callable[[str | None], ChatModel] | None = None) -> None:
         """The model finished loading (None: it could not; refuse jobs from now on); `pick`
         finds another model of this device by name, for jobs that ask for one."""
-        self.runner = AttemptRunner(self.store, model, self.params, pick) \
+        self.runner = AttemptRunner(self.store, model, self.params, pick, self.live) \
             if model is not None else None
         self.loading = False
         self._wake.set()

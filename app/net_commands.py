@@ -15,6 +15,7 @@ from app.errors import UsageError
 from app.job_worker import JobWorker
 from app.joining import join_household, node_options, switch_warning
 from sync import household, offers, pairing
+from sync.live import Publisher
 from sync.node import Node, NodeOptions
 from sync.nodelock import NodeError, NodeLock
 from sync.pairing import PairingError
@@ -30,9 +31,10 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
     try:
         options = node_options(ctx, args.listen, args.peer)
         household.ensure(ctx.store, ctx.identity, ctx.config.device_name)
-        worker = JobWorker(ctx.store, None, ctx.assistant.params(), ctx.config.serve_peers,
-                           ctx.config.max_queue)
         node = Node(ctx.store, ctx.identity, ctx.config.device_name, options)
+        live = Publisher(ctx.store.locks_dir, ctx.store.device_id, node)
+        worker = JobWorker(ctx.store, None, ctx.assistant.params(), ctx.config.serve_peers,
+                           ctx.config.max_queue, live)
         prep = None
         if args.no_model:
             household.set_capability(ctx.store, ctx.identity.device_id, "", 0.0, serves=False)

@@ -84,14 +84,16 @@ class NodeHost:
             return
         from app.job_worker import JobWorker
         from app.model_prep import ModelPrep
+        from sync.live import Publisher
 
         try:
             params = self.ctx.assistant.params()
         except CoveyError as exc:
             self.notices.append(f"This device answers nobody else: {exc}")
             return
+        live = Publisher(self.ctx.store.locks_dir, self.ctx.store.device_id, node)
         self.worker = JobWorker(self.ctx.store, None, params, config.serve_peers,
-                                config.max_queue)
+                                config.max_queue, live)
         self.worker.loading = True  # (jobs wait for the model rather than being refused)
         self.prep = ModelPrep(self.ctx, self.worker, node.advertise)
         self.worker.start()

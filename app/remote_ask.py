@@ -1,12 +1,15 @@
 """`covey ask --on DEVICE|auto`: hand the generation to another device and watch it stream in.
 
-The answer arrives through ordinary sync; this process only watches the store. If the runner's
-lease lapses (it died, or it is cut off), this device takes the job over with a new attempt and
-answers itself; Ctrl-C cancels the job everywhere.
+The answer arrives through ordinary sync; this process watches the store, and takes each piece
+live as the runner generates it (sync/live.py: a datagram from this device's node, which got it
+from the runner's session, or made it itself) — the store's text, the same, follows in batches.
+If the runner's lease lapses (it died, or it is cut off), this device takes the job over with a
+new attempt and answers itself; Ctrl-C cancels the job everywhere.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -15,21 +18,47 @@ from collections.abc import Callable
 from app.context import Context
 from app.delegation import LEASE_SECONDS, AttemptRunner, JobRef, cancel_job, current_job, take_over
 from models.base import GenerationParams
+from sync.live import Listener
+
+log = logging.getLogger(__name__)
 
 TAKEOVER_GRACE = 1.0
 WATCH_EVERY = 0.02
 
 
+def listen(ctx: Context) -> Listener | None:
+    """Live pieces for this process, from now on (None where no socket can be made: the store
+    alone then shows the answer, a little later)."""
+    try:
+        return Listener(ctx.store.locks_dir)
+    except OSError as exc:
+        log.info("no live pieces here: %s", exc)
+        return None
+
+
 def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LEASE_SECONDS,
           on_piece: Callable[[str], None] | None = None,
           on_note: Callable[[str], None] | None = None,
-          cancel: threading.Event | None = None, run_here: bool = True) -> str:
+          cancel: threading.Event | None = None, run_here: bool = True,
+          live: Listener | None = None) -> str:
     """Pass the answer on as it grows (default: to stdout); take over if its runner goes silent;
     return its status. Setting `cancel` (or Ctrl-C) cancels the job everywhere.
 
     With `run_here` the take-over runs on this thread with `ctx.model`; without (a node, whose
     job worker owns the model), the new attempt is assigned to this device for its worker, and
-    watched like any other."""
+    watched like any other. `live`: a listener opened before the job was stored (so no piece is
+    missed; closed here); without one, one is opened now."""
+    listener = live or listen(ctx)
+    try:
+        return _watch(ctx, ref, params, lease, on_piece, on_note, cancel, run_here, listener)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float,
+           on_piece: Callable[[str], None] | None, on_note: Callable[[str], None] | None,
+           cancel: threading.Event | None, run_here: bool, listener: Listener | None) -> str:
     store = ctx.store
     out = on_piece or print_piece
     note = on_note or _print_note
@@ -79,7 +108,16 @@ def watch(ctx: Context, ref: JobRef, params: GenerationParams, lease: float = LE
                     life_at = time.monotonic()
                     continue
                 return _take_over_here(ctx, ref, params, out, cancel)
-            time.sleep(WATCH_EVERY)
+            if listener is None:
+                time.sleep(WATCH_EVERY)
+                continue
+            for piece in listener.wait(WATCH_EVERY):  # (returns at the first piece to come)
+                if (piece.message_id, piece.attempt) != (ref.answer_id, shown_attempt):
+                    continue
+                if piece.offset <= shown < piece.offset + len(piece.text):
+                    out(piece.text[shown - piece.offset:])  # (what continues what was shown)
+                    shown = piece.offset + len(piece.text)
+                life_at = time.monotonic()
     except KeyboardInterrupt:
         cancel_job(store, ref)
         raise

@@ -32,6 +32,7 @@ class FrameType(enum.IntEnum):
     ERROR = 8
     PAIR = 9
     PLAN = 10  # how many documents the catch-up that follows will send
+    PIECE = 11  # a piece of an answer as it is generated (protocol 3; never stored)
 
 
 class FrameTooLarge(ValueError):

@@ -120,6 +120,13 @@ def attempt_map(doc: LoroDoc, message_id: str, aid: str) -> LoroMap | None:
     return cast(LoroMap, found.container) if isinstance(found, ValueOrContainer.Container) else None
 
 
+def assignee(doc: LoroDoc, message_id: str, aid: str) -> str | None:
+    """Who attempt `aid` of the answer is assigned to (None: no such attempt here)."""
+    attempt = attempt_map(doc, message_id, aid)
+    who = schema.plain(attempt.get("assignee")) if attempt is not None else None
+    return who if isinstance(who, str) else None
+
+
 def attempt_text(attempt: LoroMap) -> LoroText:
     return cast(LoroText, attempt.get_or_create_container("text", LoroText()))
 

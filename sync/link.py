@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from sync.docstore import DocumentStore
 from sync.errors import StoreError
+from sync.live import LivePiece
 from sync.protocol import (
     Acknowledged,
     CatchUpPlanned,
@@ -27,6 +28,7 @@ from sync.protocol import (
     Closed,
     Event,
     PeerHello,
+    PieceReceived,
     Session,
     State,
     UpdateReceived,
@@ -56,6 +58,8 @@ class Link:
         self.catch_up_total: int | None = None
         self.catch_up_done = 0
         self.on_progress: Callable[[int | None, int], None] | None = None
+        # Live pieces (sync/live.py), handed on here on the store thread; never stored.
+        self.on_piece: Callable[[LivePiece], None] | None = None
         self._progress_at = 0.0
         self._folded_sent: dict[str, int] = {}
 
@@ -94,6 +98,8 @@ class Link:
                 self.catch_up_total = None
             elif isinstance(event, Closed):
                 self.closed = event
+            elif isinstance(event, PieceReceived) and self.on_piece is not None:
+                self.on_piece(event.piece)
             elif isinstance(event, (PeerHello, Acknowledged, UpdateReceived)):
                 pass
         return events

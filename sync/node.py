@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sync import errors, household, offers, pair_flow, peer_state
+from sync import errors, household, live, offers, pair_flow, peer_state
 from sync.dialer import Dialer, parse_address  # (parse_address: re-exported)
 from sync.discovery import Advert, Discovery, Seen, household_hash
 from sync.errors import StoreError
+from sync.frames import encode
 from sync.heartbeat import Heartbeat
 from sync.identity import Identity
 from sync.link import Link
@@ -75,6 +76,7 @@ class Node:
         self.discovery: Discovery | None = None
         self._server_ctx = server_context(identity, [identity.cert_pem])
         self._anchored = {identity.fingerprint}
+        self._inbound = live.Inbound(store)  # peers' live pieces, to this device's watchers
 
     async def _async_run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -128,6 +130,7 @@ class Node:
             if server is not None:
                 await server.wait_closed()
             self.executor.shutdown(wait=True)
+            self._inbound.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None],
                again: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
@@ -180,6 +183,30 @@ class Node:
             conn.wakeup.set()
         if doc_id == HOUSEHOLD_DOC:
             self._spawn(self._async_refresh_trust())
+
+    # -- live pieces (sync/live.py) --------------------------------------------------------
+
+    def send_piece(self, device_id: str, piece: live.LivePiece) -> bool:
+        """Pass a piece of an answer this device generates to `device_id`, live (thread-safe);
+        False if no connection to it takes pieces now (it gets the text through the store)."""
+        conn, loop = self.connections.get(device_id), self._loop
+        if conn is None or not self.takes_pieces(device_id) or loop is None or loop.is_closed():
+            return False
+        loop.call_soon_threadsafe(self._queue_piece, conn, piece)
+        return True
+
+    def takes_pieces(self, device_id: str) -> bool:
+        conn = self.connections.get(device_id)
+        return conn is not None and not conn.closing and conn.link.session.takes_pieces
+
+    def _queue_piece(self, conn: Connection, piece: live.LivePiece) -> None:
+        # Straight onto the stream, on the loop: a PIECE changes no session state, so it needs
+        # no trip through the store thread (each hop costs the model's threads on a small
+        # machine). Whole frames are written, in order; a peer slow to read loses pieces.
+        writer = conn.writer
+        if not conn.closing and not writer.is_closing() and \
+                writer.transport.get_write_buffer_size() < live.MAX_BUFFERED:
+            writer.write(encode(live.to_frame(piece)))
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -300,6 +327,7 @@ class Node:
         conn = Connection(Link(self.store, session), writer, initiator, address, device_id)
         conn.link.on_progress = lambda total, done: peer_state.progress(
             self.store, device_id, total, done)
+        conn.link.on_piece = lambda piece: self._inbound.arrived(device_id, piece)
         try:
             await async_run_connection(conn, reader, self.executor, self.options.timing, self._async_event)
         finally:  # however it ended, it is no longer a connection (and says why)

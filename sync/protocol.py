@@ -25,13 +25,14 @@ import itertools
 import json
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from models.errors import CoveyError
+from sync import live, update_parts
 from sync.frames import MAX_FRAME, Frame, FrameDecoder, FrameError, FrameType, encode
 from sync.protocol_events import (
+    PIECES,
     PROTOCOL_VERSIONS,
     SCHEMA_VERSION,
     Acknowledged,
@@ -42,18 +43,19 @@ from sync.protocol_events import (
     Hello,
     LocalProtocolError,
     PeerHello,
+    PieceReceived,
     ProtocolViolation,
     UpdateReceived,
 )
+from sync.update_parts import MAX_UPDATE, PART_SIZE
 
-__all__ = ["PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged", "CatchUpPlanned", "CaughtUp",
-           "Closed", "Event", "Hello", "LocalProtocolError", "PeerHello", "ProtocolViolation",
-           "Replica", "Session", "State", "UpdateReceived"]
+__all__ = ["MAX_UPDATE", "PART_SIZE", "PROTOCOL_VERSIONS", "SCHEMA_VERSION", "Acknowledged",
+           "CatchUpPlanned", "CaughtUp", "Closed", "Event", "Hello", "LocalProtocolError",
+           "PeerHello", "PieceReceived", "ProtocolViolation", "Replica", "Session", "State",
+           "UpdateReceived"]
 
-PART_SIZE = MAX_FRAME - 4096  # body bytes per UPDATE frame, leaving room for the header
-# What one peer may make us hold at once: a conversation's whole history in one update (a
-# decade of daily chat is a few MB), and an index of a household's documents.
-MAX_UPDATE = 64 << 20  # a reassembled update larger than this is refused
+# What one peer may make us hold at once: an index of a household's documents (an update's
+# limit is in sync/update_parts.py).
 MAX_INDEX_ENTRIES = 500_000
 INDEX_PART = MAX_FRAME - 1024  # body bytes per INDEX frame (its entries, as JSON)
 
@@ -80,8 +82,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 #: still takes ACKs for the catch-up it sent, and UPDATEs as commits happen.
 ACCEPTS: dict[State, frozenset[FrameType]] = {
     State.SYNCING: frozenset({FrameType.INDEX, FrameType.PLAN, FrameType.UPDATE, FrameType.ACK,
-                              FrameType.CAUGHT_UP}),
-    State.LIVE: frozenset({FrameType.UPDATE, FrameType.ACK}),
+                              FrameType.CAUGHT_UP, FrameType.PIECE}),
+    State.LIVE: frozenset({FrameType.UPDATE, FrameType.ACK, FrameType.PIECE}),
 }
 
 
@@ -91,15 +93,6 @@ class Replica(Protocol):
     def sync_index(self) -> list[tuple[str, bytes]]: ...
     def lacks(self, doc_id: str, their_version: bytes | None) -> bool: ...
     def export_updates(self, doc_id: str, since: bytes | None = None) -> bytes: ...
-
-
-@dataclass
-class _Partial:
-    doc_id: str
-    ack: int
-    sizes: list[int]
-    chunks: list[bytes] = field(default_factory=list)
-    received: int = 0
 
 
 class Session:
@@ -115,7 +108,7 @@ class Session:
         self._events: deque[Event] = deque()
         self._peer_index: dict[str, bytes] = {}
         self._catch_up: deque[tuple[str, bytes | None]] | None = None  # (doc, their version)
-        self._partial: _Partial | None = None
+        self._parts = update_parts.Assembly()
         self._ack_ids = itertools.count(1)
         self.in_flight: dict[int, int] = {}  # ack id → bytes, sent and not yet acknowledged
         self.bytes_sent = 0
@@ -173,16 +166,9 @@ class Session:
         if self.state not in (State.SYNCING, State.LIVE):
             raise LocalProtocolError(f"cannot send updates in state {self.state}")
         ack = next(self._ack_ids)
-        body = b"".join(blobs)
-        sizes = [len(b) for b in blobs]
-        parts = [body[i : i + PART_SIZE] for i in range(0, len(body), PART_SIZE)] or [b""]
-        for n, part in enumerate(parts):
-            header: dict[str, Any] = {"doc": doc_id, "ack": ack, "part": n}
-            if n == 0:
-                header["sizes"] = sizes
-            header["last"] = n == len(parts) - 1
-            self._send(Frame(FrameType.UPDATE, header, part))
-        self.in_flight[ack] = len(body)
+        for frame in update_parts.split(doc_id, ack, blobs):
+            self._send(frame)
+        self.in_flight[ack] = sum(len(b) for b in blobs)
         return ack
 
     def acknowledge(self, ack: int) -> None:
@@ -221,6 +207,12 @@ class Session:
             self._send(Frame(FrameType.CAUGHT_UP))
         return sent
 
+    @property
+    def takes_pieces(self) -> bool:
+        """The peer speaks PIECE (sent by the node straight onto the stream: a piece changes
+        no session state)."""
+        return self.is_open and self.peer is not None and PIECES in self.peer.protocols
+
     def ping(self, nonce: int) -> None:
         if self.state != State.CLOSED:
             self._send(Frame(FrameType.PING, {"n": nonce}))
@@ -256,6 +248,7 @@ class Session:
             FrameType.UPDATE: self._on_update,
             FrameType.ACK: self._on_ack,
             FrameType.CAUGHT_UP: self._on_caught_up,
+            FrameType.PIECE: self._on_piece,
         }[frame.type](frame)
 
     def _on_hello(self, hello: Hello) -> None:
@@ -344,37 +337,15 @@ class Session:
         self._events.append(CaughtUp())
 
     def _on_update(self, frame: Frame) -> None:
-        h = frame.header
-        doc_id, ack, part, last = h.get("doc"), h.get("ack"), h.get("part"), h.get("last")
-        if (not isinstance(doc_id, str) or not 0 < len(doc_id) <= 64 or type(ack) is not int
-                or type(part) is not int or not isinstance(last, bool)):
-            raise ProtocolViolation("malformed UPDATE")
-        if part == 0:
-            if self._partial is not None:
-                raise ProtocolViolation("new UPDATE before the previous one ended")
-            sizes = h.get("sizes")
-            if (not isinstance(sizes, list) or not sizes
-                    or not all(type(s) is int and s >= 0 for s in sizes)
-                    or sum(sizes) > MAX_UPDATE):
-                raise ProtocolViolation("UPDATE sizes missing or too large")
-            self._partial = _Partial(doc_id, ack, sizes)
-        partial = self._partial
-        if partial is None or (partial.doc_id, partial.ack) != (doc_id, ack) or part != len(partial.chunks):
-            raise ProtocolViolation("UPDATE part out of order")
-        partial.chunks.append(frame.body)
-        partial.received += len(frame.body)
-        if partial.received > sum(partial.sizes):
-            raise ProtocolViolation("UPDATE longer than announced")
-        if last:
-            self._partial = None
-            if partial.received != sum(partial.sizes):
-                raise ProtocolViolation("UPDATE shorter than announced")
-            body = b"".join(partial.chunks)
-            blobs, offset = [], 0
-            for size in partial.sizes:
-                blobs.append(body[offset : offset + size])
-                offset += size
-            self._events.append(UpdateReceived(ack, doc_id, blobs))
+        update = self._parts.add(frame)
+        if update is not None:
+            self._events.append(update)
+
+    def _on_piece(self, frame: Frame) -> None:
+        piece = live.from_frame(frame)
+        if piece is None:
+            raise ProtocolViolation("malformed PIECE")
+        self._events.append(PieceReceived(piece))
 
     def _on_ack(self, frame: Frame) -> None:
         ack = frame.header.get("ack")
@@ -387,7 +358,7 @@ class Session:
             self._send(Frame(FrameType.ERROR, {"reason": reason[:500]}))
         self._move(State.CLOSED)
         # What the peer made us hold goes with the connection (a half-sent update, its index).
-        self._partial = None
+        self._parts.clear()
         self._catch_up = None
         self._peer_index = {}
         self._events.append(Closed(reason, by_peer))

@@ -8,7 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PROTOCOL_VERSIONS = (2,)  # 2: INDEX in the body, sized by bytes; PLAN; name and listen port
+from sync.live import LivePiece
+
+# 2: INDEX in the body, sized by bytes; PLAN; name and listen port. 3: PIECE (live text).
+PROTOCOL_VERSIONS = (2, 3)
+PIECES = 3  # the version that brings PIECE: sent only to a peer that speaks it
 SCHEMA_VERSION = 1
 
 
@@ -64,6 +68,13 @@ class UpdateReceived:
 
 
 @dataclass(frozen=True)
+class PieceReceived:
+    """A piece of an answer, live (see sync/live.py): shown by watchers, never stored."""
+
+    piece: LivePiece
+
+
+@dataclass(frozen=True)
 class Acknowledged:
     ack: int
     size: int
@@ -87,7 +98,8 @@ class Closed:
     by_peer: bool
 
 
-Event = PeerHello | UpdateReceived | Acknowledged | CatchUpPlanned | CaughtUp | Closed
+Event = (PeerHello | UpdateReceived | PieceReceived | Acknowledged | CatchUpPlanned | CaughtUp
+         | Closed)
 
 
 class ProtocolViolation(Exception):

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from sync import errors
 from sync.link import Link
-from sync.protocol import Closed, Event
+from sync.protocol import Closed, Event, PieceReceived
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,7 +100,8 @@ async def async_run_connection(
                 await on_event(conn, event)
             if conn.link.closed is not None or not data:
                 return
-            conn.wakeup.set()  # acknowledgements may have opened the send window
+            if not events or not all(isinstance(e, PieceReceived) for e in events):
+                conn.wakeup.set()  # acknowledgements may have opened the send window
 
     async def async_pushing() -> None:
         while not conn.closing and conn.link.closed is None:

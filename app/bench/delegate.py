@@ -2,8 +2,9 @@
 
 Two devices in this process on loopback (real TLS, real nodes, scratch homes): A asks, B runs
 its model. Figures:
-- extra lag per token: when A's store shows a piece of text minus when B's model produced it
-  (p50/p99), i.e. what delegation adds on top of generation;
+- extra lag per token: when A has a piece of text — live (a watcher's socket on A, fed by A's
+  node from B's PIECE frames, as `covey ask` on A gets it) or in its store, whichever first —
+  minus when B's model produced it (p50/p99), i.e. what delegation adds on top of generation;
 - delegated throughput (tokens / time until A has the whole answer) against B answering the
   same prompt locally, in the same run.
 """
@@ -11,6 +12,7 @@ its model. Figures:
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +25,7 @@ from app.config import Config
 from app.delegation import AttemptRunner, JobRef, current_job, request_job
 from models.base import ChatModel, GenerationParams
 from models.fake import FakeModel
+from sync.live import Listener, Publisher
 from sync.store import StoreEvent
 
 _PHASES: dict[str, list[float]] = {}
@@ -30,6 +33,9 @@ PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
 def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, Any]:
+    # As `covey serve` does (B's node, in a real household): the model's thread gets the GIL
+    # back soon after each token, though this process runs both devices' nodes beside it.
+    sys.setswitchinterval(0.0005)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
     lags: list[float] = []
     ratios: list[float] = []
@@ -40,10 +46,11 @@ def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, A
         try:
             requester = Assistant(a.store, FakeModel(name="requester"), Config(auto_title=False))
             local = Assistant(b.store, model, Config(auto_title=False))
-            runner = AttemptRunner(b.store, model, params)
             local.ask("warm up", params=GenerationParams(max_tokens=8, temperature=0.0))
             with Running(a, b) as running:
                 wait_for(running.caught_up)
+                live = Publisher(b.store.locks_dir, b.store.device_id, running.nodes["b"])
+                runner = AttemptRunner(b.store, model, params, live=live)
                 for _ in range(rounds):
                     rate, round_lags = _delegated_once(a, b, requester, runner, params)
                     delegated_rates.append(rate)
@@ -84,6 +91,19 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
                 seen.append((time.perf_counter(), length))
 
     unsubscribe = a.store.subscribe(on_a)
+    listener = Listener(a.store.locks_dir)  # (as `covey ask` on A does, before it asks)
+    stop_listening = threading.Event()
+
+    def listen() -> None:
+        have = 0  # (text counts as had only without a gap before it, as a watcher shows it)
+        while not stop_listening.is_set():
+            for piece in listener.wait(0.05):
+                if piece.message_id == ref.answer_id and piece.offset <= have:
+                    have = max(have, piece.offset + len(piece.text))
+                    seen.append((time.perf_counter(), have))
+
+    listening = threading.Thread(target=listen)
+    listening.start()
 
     def job_arrived() -> bool:
         if ref.conversation_id not in b.store.doc_ids():
@@ -100,16 +120,20 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
         produced.append((time.perf_counter(), total[0]))
 
     started = time.perf_counter()
-    # (A hears the answer through its store, as another device does: the runner commits at the
-    # cadence for a requester elsewhere, though the bench hears its pieces here to time them.)
+    # (A hears the answer as another device does, live and through its store: the bench hears
+    # B's pieces here only to time them.)
     thread = threading.Thread(target=runner.run, args=(ref, aid, on_piece),
                               kwargs={"heard_here": False})
     thread.start()
     thread.join()
     final = total[0]
-    wait_for(lambda: bool(seen) and seen[-1][1] >= final, timeout=30)
-    finished = next(t for t, n in seen if n >= final)
+    wait_for(lambda: any(n >= final for _, n in list(seen)), timeout=30)
+    stop_listening.set()
+    listening.join()
+    listener.close()
     unsubscribe()
+    seen.sort()
+    finished = next(t for t, n in seen if n >= final)
     for key, value in (("delegated_first_piece_ms", produced[0][0] - started),
                        ("delegated_decode_ms", produced[-1][0] - produced[0][0]),
                        ("delegated_tail_ms", finished - produced[-1][0])):
