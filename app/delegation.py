@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 4.0  # an attempt that shows no sign of life for this long may be taken over
 RENEW_EVERY = 1.0
-COMMIT_EVERY_SECONDS = 0.03  # jobs commit often: other devices watch the answer grow
+COMMIT_EVERY_SECONDS = 0.03  # a requester that watches the store only: commit often
 COMMIT_EVERY_PIECES = 2
+# A requester that hears each piece live: the store only has to keep what was generated (a
+# crash loses at most this much) and show other devices the answer growing, now and then.
+LIVE_EVERY_PIECES, LIVE_EVERY_SECONDS = 32, 1.0
 
 
 @dataclass(frozen=True)
@@ -168,13 +171,22 @@ class AttemptRunner:
         requester = job.requested_by if job is not None else ""
         live = self.live if self.live is not None and self.live.reaches(requester) else None
         heard = (on_piece is not None if heard_here is None else heard_here) or live is not None
-        batches = Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
+        batches = Batches(commit, LIVE_EVERY_PIECES, LIVE_EVERY_SECONDS) if live is not None \
+            else Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
             else Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS)
         offset = 0
+        # A cancel or a take-over is noticed at the next piece after it reaches this store,
+        # not at the next commit (a second apart when the requester hears pieces live).
+        changed = threading.Event()
+        unsubscribe = self.store.subscribe(
+            lambda event: changed.set() if event.doc_id == ref.conversation_id else None)
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)
             for piece in pipeline.generate(self.model, messages, params, cancel):
+                if changed.is_set():
+                    changed.clear()
+                    self._still_current(ref, aid)
                 if on_piece is not None:
                     on_piece(piece)
                 if live is not None:
@@ -202,6 +214,16 @@ class AttemptRunner:
             except Superseded:
                 pass
             return "failed"
+        finally:
+            unsubscribe()
+
+    def _still_current(self, ref: JobRef, aid: str) -> None:
+        """Raises Superseded if the job was cancelled or another attempt replaced this one."""
+        _, job = current_job(self.store, ref)
+        if job is None or job.cancel:
+            raise Superseded("cancelled")
+        if job.current is None or job.current.id != aid:
+            raise Superseded(f"superseded by attempt {job.current.id if job.current else '?'}")
 
     def _params(self, requested: dict[str, object]) -> GenerationParams:
         """The requester's settings where given and sane, this device's defaults otherwise."""

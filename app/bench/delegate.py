@@ -1,17 +1,23 @@
 """`covey bench delegate`: a generation handed to another device, measured in one run.
 
-Two devices in this process on loopback (real TLS, real nodes, scratch homes): A asks, B runs
+Two devices on loopback (real TLS, real nodes, scratch homes), each in a process of its own as
+real devices are: A (app/bench/delegate_peer.py, a child process) asks, B (this process) runs
 its model. Figures:
 - extra lag per token: when A has a piece of text — live (a watcher's socket on A, fed by A's
   node from B's PIECE frames, as `covey ask` on A gets it) or in its store, whichever first —
   minus when B's model produced it (p50/p99), i.e. what delegation adds on top of generation;
 - delegated throughput (tokens / time until A has the whole answer) against B answering the
-  same prompt locally, in the same run.
+  same prompt locally, in the same run, rounds alternating.
+Both processes share this machine's cores, so what A does costs B's model too (unlike two
+devices).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -20,21 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from app.assistant import Assistant
-from app.bench.sync import Running, paired, wait_for
+from app.bench.delegate_peer import PROMPT
+from app.bench.sync import Device, paired, wait_for
 from app.config import Config
-from app.delegation import AttemptRunner, JobRef, current_job, request_job
+from app.delegation import AttemptRunner, JobRef, current_job
 from models.base import ChatModel, GenerationParams
-from models.fake import FakeModel
-from sync.live import Listener, Publisher
-from sync.store import StoreEvent
+from sync.live import Publisher
+from sync.node import Node, NodeOptions
 
 _PHASES: dict[str, list[float]] = {}
-PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
 
 def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, Any]:
     # As `covey serve` does (B's node, in a real household): the model's thread gets the GIL
-    # back soon after each token, though this process runs both devices' nodes beside it.
+    # back soon after each token, though the node's threads run beside it.
     sys.setswitchinterval(0.0005)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=1)
     lags: list[float] = []
@@ -43,23 +48,32 @@ def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, A
     local_rates: list[float] = []
     with tempfile.TemporaryDirectory(prefix="covey-bench-delegate-") as tmp:
         a, b = paired(Path(tmp))
+        a.close()  # (A is the child's)
+        peer = subprocess.Popen(
+            [sys.executable, "-m", "app.bench.delegate_peer", tmp, str(max_tokens)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
-            requester = Assistant(a.store, FakeModel(name="requester"), Config(auto_title=False))
+            assert peer.stdin is not None and peer.stdout is not None
+            port = int(json.loads(peer.stdout.readline())["port"])
             local = Assistant(b.store, model, Config(auto_title=False))
             local.ask("warm up", params=GenerationParams(max_tokens=8, temperature=0.0))
-            with Running(a, b) as running:
-                wait_for(running.caught_up)
-                live = Publisher(b.store.locks_dir, b.store.device_id, running.nodes["b"])
+            with _Node(b, port) as node:
+                wait_for(lambda: node.caught_up(a.identity.device_id))
+                live = Publisher(b.store.locks_dir, b.store.device_id, node.node)
                 runner = AttemptRunner(b.store, model, params, live=live)
                 for _ in range(rounds):
-                    rate, round_lags = _delegated_once(a, b, requester, runner, params)
+                    rate, round_lags = _delegated_once(peer, b, runner)
                     delegated_rates.append(rate)
                     lags += round_lags
                     local_rate = _local_once(local, params)
                     local_rates.append(local_rate)
                     ratios.append(rate / local_rate)
+            peer.stdin.write(json.dumps({"do": "stop"}) + "\n")
+            peer.stdin.flush()
+            peer.wait(timeout=30)
         finally:
-            a.close()
+            if peer.poll() is None:
+                peer.kill()
             b.close()
     lags.sort()
     phases = {k: round(statistics.median(v) * 1000, 1) for k, v in _PHASES.items()}
@@ -77,33 +91,36 @@ def run(model: ChatModel, max_tokens: int = 128, rounds: int = 3) -> dict[str, A
     }
 
 
-def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
-                    params: GenerationParams) -> tuple[float, list[float]]:
-    turn, aid = request_job(requester, PROMPT, None, None, b.identity.device_id, params)
-    ref = JobRef(turn.conversation_id, turn.answer_id)
-    seen: list[tuple[float, int]] = []  # (time, length of the answer) as A sees it
+class _Node:
+    """B's node, on a loop of its own thread, dialling A."""
 
-    def on_a(event: StoreEvent) -> None:
-        if event.doc_id == ref.conversation_id and event.origin == "remote":
-            # the view row was refreshed in the import's transaction: a cheap, honest read
-            length = a.store.text_length(ref.answer_id)
-            if length is not None:
-                seen.append((time.perf_counter(), length))
+    def __init__(self, b: Device, port: int) -> None:
+        self.node = Node(b.store, b.identity, b.name, NodeOptions(peers=[("127.0.0.1", port)]))
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete,
+                                        args=(self.node.async_run(self._stop),))
 
-    unsubscribe = a.store.subscribe(on_a)
-    listener = Listener(a.store.locks_dir)  # (as `covey ask` on A does, before it asks)
-    stop_listening = threading.Event()
+    def caught_up(self, device_id: str) -> bool:
+        conn = self.node.connections.get(device_id)
+        return conn is not None and conn.link.caught_up
 
-    def listen() -> None:
-        have = 0  # (text counts as had only without a gap before it, as a watcher shows it)
-        while not stop_listening.is_set():
-            for piece in listener.wait(0.05):
-                if piece.message_id == ref.answer_id and piece.offset <= have:
-                    have = max(have, piece.offset + len(piece.text))
-                    seen.append((time.perf_counter(), have))
+    def __enter__(self) -> _Node:
+        self._thread.start()
+        return self
 
-    listening = threading.Thread(target=listen)
-    listening.start()
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+
+def _delegated_once(peer: subprocess.Popen[str], b: Device,
+                    runner: AttemptRunner) -> tuple[float, list[float]]:
+    assert peer.stdin is not None and peer.stdout is not None
+    peer.stdin.write(json.dumps({"do": "ask", "runner": b.store.device_id}) + "\n")
+    peer.stdin.flush()
+    conv_id, answer_id, aid = json.loads(peer.stdout.readline())["job"]
+    ref = JobRef(conv_id, answer_id)
 
     def job_arrived() -> bool:
         if ref.conversation_id not in b.store.doc_ids():
@@ -122,18 +139,11 @@ def _delegated_once(a: Any, b: Any, requester: Assistant, runner: AttemptRunner,
     started = time.perf_counter()
     # (A hears the answer as another device does, live and through its store: the bench hears
     # B's pieces here only to time them.)
-    thread = threading.Thread(target=runner.run, args=(ref, aid, on_piece),
-                              kwargs={"heard_here": False})
-    thread.start()
-    thread.join()
-    final = total[0]
-    wait_for(lambda: any(n >= final for _, n in list(seen)), timeout=30)
-    stop_listening.set()
-    listening.join()
-    listener.close()
-    unsubscribe()
-    seen.sort()
-    finished = next(t for t, n in seen if n >= final)
+    runner.run(ref, aid, on_piece, heard_here=False)
+    peer.stdin.write(json.dumps({"final": total[0]}) + "\n")
+    peer.stdin.flush()
+    seen = [(float(t), int(n)) for t, n in json.loads(peer.stdout.readline())["seen"]]
+    finished = next(t for t, n in seen if n >= total[0])
     for key, value in (("delegated_first_piece_ms", produced[0][0] - started),
                        ("delegated_decode_ms", produced[-1][0] - produced[0][0]),
                        ("delegated_tail_ms", finished - produced[-1][0])):
