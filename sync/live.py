@@ -24,6 +24,7 @@ import secrets
 import select
 import socket
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +39,7 @@ DIR = "live"
 MAX_PATH = 100  # (sun_path holds 108 bytes)
 MAX_TEXT = 16 << 10  # characters of one piece; a datagram stays well under the socket's limit
 MAX_ID = 64
+RESCAN = 0.25  # seconds a list of watchers is trusted while the directory looks unchanged
 MAX_BUFFERED = 256 << 10  # bytes waiting for a peer beyond which its pieces are dropped
 
 
@@ -110,7 +112,9 @@ class Listener:
         else:  # too long a path for a socket (Linux): an abstract name, written in the entry
             name = "\0covey-live-" + hashlib.sha256(str(self._entry).encode()).hexdigest()[:24]
             self._sock.bind(name)
-            self._entry.write_text(name[1:])
+            draft = self._dir / f".{self._entry.name}"  # (whole or absent, for Fanout)
+            draft.write_text(name[1:])
+            os.replace(draft, self._entry)
         self._sock.setblocking(False)
 
     def wait(self, timeout: float) -> list[LivePiece]:
@@ -148,25 +152,42 @@ class Fanout:
         self._dir = _directory(locks_dir)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        # The watchers, looked up again when the directory changes (a watcher came or went)
+        # or RESCAN seconds passed (a change within the file system's timestamp tick).
+        self._watchers: list[tuple[str, str]] = []  # (entry, address)
+        self._listed: tuple[int, float] = (-1, 0.0)  # (the directory's mtime, when)
 
     def send(self, piece: LivePiece) -> int:
         """Send `piece` to every watcher; returns how many took it."""
-        try:
-            entries = list(os.scandir(self._dir))
-        except OSError:  # no watcher has ever been here
-            return 0
         data, sent = encode(piece), 0
-        for entry in entries:
+        for entry, address in self._list():
             try:
-                address = entry.path if stat.S_ISSOCK(entry.stat().st_mode) else \
-                    "\0" + Path(entry.path).read_text()
                 self._sock.sendto(data, address)
                 sent += 1
             except (ConnectionRefusedError, FileNotFoundError):  # its process is gone
-                Path(entry.path).unlink(missing_ok=True)
+                Path(entry).unlink(missing_ok=True)
             except OSError:  # its queue is full, or it is not a watcher: skip it
                 pass
         return sent
+
+    def _list(self) -> list[tuple[str, str]]:
+        now = time.monotonic()
+        try:
+            mtime = os.stat(self._dir).st_mtime_ns
+        except OSError:  # no watcher has ever been here
+            return []
+        if mtime != self._listed[0] or now - self._listed[1] > RESCAN:
+            found = []
+            for entry in os.scandir(self._dir):
+                if entry.name.startswith("."):
+                    continue  # (a watcher still writing its entry)
+                try:
+                    found.append((entry.path, entry.path if stat.S_ISSOCK(entry.stat().st_mode)
+                                  else "\0" + Path(entry.path).read_text()))
+                except OSError:  # gone meanwhile
+                    pass
+            self._watchers, self._listed = found, (mtime, now)
+        return self._watchers
 
     def close(self) -> None:
         self._sock.close()

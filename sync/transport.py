@@ -87,8 +87,9 @@ async def async_run_connection(
 
     async def async_reading() -> None:
         while not conn.closing:
-            try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), timing.dead_after)
+            try:  # (a timeout scope, not wait_for: no task made per read)
+                async with asyncio.timeout(timing.dead_after):
+                    data = await reader.read(READ_SIZE)
             except TimeoutError:
                 await async_run(lambda: conn.link.session.close("no sign of life (keepalive timeout)"))
                 data = b""
@@ -106,7 +107,8 @@ async def async_run_connection(
     async def async_pushing() -> None:
         while not conn.closing and conn.link.closed is None:
             try:
-                await asyncio.wait_for(conn.wakeup.wait(), timing.keepalive)
+                async with asyncio.timeout(timing.keepalive):
+                    await conn.wakeup.wait()
             except TimeoutError:
                 await async_run(lambda: conn.link.session.ping(0))
             conn.wakeup.clear()
