@@ -9,13 +9,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import exporting
 from app.context import Context
 from app.errors import CoveyError, UsageError
-from app.importers import Source, Tally, open_source
-from app.importers.writer import restore_many
 from sync.conversation import Conversation
+
+if TYPE_CHECKING:
+    from app.importers import Source, Tally
 
 BAR = 10  # cells of the progress bar
 EVERY = 0.2  # seconds between repaints of the progress line
@@ -31,6 +33,10 @@ def import_(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _import(ctx: Context, path: Path, fmt: str | None) -> int:
+    # (the importers and their streaming JSON parser: loaded for `covey import` only)
+    from app.importers import Tally, open_source
+    from app.importers.writer import restore_many
+
     source = open_source(path, fmt)
     tally = Tally()
     line = _ProgressLine(source, tally) if sys.stderr.isatty() else None

@@ -41,6 +41,8 @@ def online_devices(store: Store) -> set[str]:
 def candidates(store: Store) -> list[Candidate]:
     """Online members (not us) that run a model for peers."""
     online = online_devices(store)
+    if not online:  # (no one to hand to: the membership log need not be verified for that)
+        return []
     found = []
     for d in household.devices(store):
         cap = household.capability(store, d.device_id)

@@ -7,23 +7,19 @@ the private key; peers pin the certificate's fingerprint. The key file is mode 0
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from sync.errors import StoreError
 
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
 CERT_YEARS = 20
+PEM_BEGIN, PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -47,6 +43,11 @@ class Identity:
 
     def sign(self, data: bytes) -> str:
         """An ECDSA signature of `data` by this device's key, hex (for the membership log)."""
+        # (cryptography, here and below, where it is used: importing it is 45 ms of the start
+        # of every command, and most commands only read this device's id)
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise StoreError(f"{self.key_path} is not an EC key")
@@ -59,6 +60,11 @@ def fingerprint(cert_der: bytes) -> str:
 
 def verify(cert_pem: str, signature: str, data: bytes) -> bool:
     """Whether `signature` (hex) over `data` was made by the key of this certificate."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     try:
         public = x509.load_pem_x509_certificate(cert_pem.encode("ascii")).public_key()
         if not isinstance(public, ec.EllipticCurvePublicKey):
@@ -70,6 +76,9 @@ def verify(cert_pem: str, signature: str, data: bytes) -> bool:
 
 
 def cert_der(cert_pem: str) -> bytes | None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
@@ -89,13 +98,30 @@ def load_or_create(directory: Path, device_name: str) -> Identity:
     if not (key_path.exists() and cert_path.exists()):
         _generate(directory, key_path, cert_path, device_name)
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        der = _pem_body(cert_path.read_text(encoding="ascii"))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read this device's certificate {cert_path}: {exc}") from None
-    return Identity(key_path, cert_path, cert.public_bytes(serialization.Encoding.DER))
+    return Identity(key_path, cert_path, der)
+
+
+def _pem_body(pem: str) -> bytes:
+    """The DER inside this device's own PEM certificate (written by `_generate`; a peer's is
+    parsed in full by `cert_der`)."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0] != PEM_BEGIN or lines[-1] != PEM_END:
+        raise ValueError("not a PEM certificate")
+    try:
+        return base64.b64decode("".join(lines[1:-1]), validate=True)
+    except binascii.Error:
+        raise ValueError("not a PEM certificate: its body is not base64") from None
 
 
 def _generate(directory: Path, key_path: Path, cert_path: Path, device_name: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     # No device name in the certificate: a stranger's TLS handshake would read it. Names

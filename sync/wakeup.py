@@ -8,13 +8,16 @@ looks by itself, only less often. A nudge never blocks and never fails a write.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (asyncio at run time only in the node: every store nudges, few are nodes)
+    import asyncio
 
 NAME = "node.wake"
 MAX_PATH = 100  # (sun_path holds 108 bytes)
@@ -65,6 +68,8 @@ class Waker:
             sock.close()
             return False
         self._sock = sock
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._drain, woken)
         return True

@@ -60,3 +60,20 @@ def test_different_devices_have_different_ids(tmp_path: Path) -> None:
     a = load_or_create(tmp_path / "a", "a")
     b = load_or_create(tmp_path / "b", "b")
     assert a.device_id != b.device_id
+
+
+def test_identity_read_without_cryptography_is_the_certificate_cryptography_reads(
+        tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from app.errors import StoreError
+    from sync.identity import cert_der
+
+    identity = load_or_create(tmp_path / "id", "laptop")
+    parsed = x509.load_pem_x509_certificate(identity.cert_path.read_bytes())
+    assert identity.cert_der == parsed.public_bytes(serialization.Encoding.DER)
+    assert identity.cert_der == cert_der(identity.cert_pem)
+    identity.cert_path.write_text("-----BEGIN CERTIFICATE-----\n@@@\n-----END CERTIFICATE-----\n")
+    with pytest.raises(StoreError, match="cannot read this device's certificate"):
+        load_or_create(tmp_path / "id", "laptop")
