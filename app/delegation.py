@@ -195,6 +195,9 @@ class AttemptRunner:
                     offset += len(piece)
                 batches.add(piece)
             self._commit(ref, aid, batches.rest(), renew=False, status="done")
+            if live is not None:  # (an empty piece: "it ended, look at the store now")
+                live.publish(requester, LivePiece(ref.conversation_id, ref.answer_id, aid,
+                                                  offset, ""))
             if job is not None and job.params.get("title") is True:
                 title_from_first_exchange(self.store, self.model, ref.conversation_id,
                                           ref.answer_id)
