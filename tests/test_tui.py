@@ -202,6 +202,26 @@ async def test_a_remote_change_appears_while_the_user_types(ctx) -> None:  # typ
 
 
 @pytest.mark.asyncio
+async def test_what_arrives_from_elsewhere_is_followed_when_the_user_is_at_the_bottom(ctx) -> None:  # type: ignore[no-untyped-def]
+    app = CoveyApp(ctx)
+    async with app.run_test() as pilot:
+        for i in range(8):  # enough to scroll
+            await ask(pilot, f"line {i}\n\nmore\n\nand more")
+        conv = app.conversation_id
+        box = app.query_one("#messages")
+        await wait_until(pilot, lambda: box.max_scroll_y > 0 and box.scroll_offset.y == box.max_scroll_y)
+        bottom = box.max_scroll_y
+        other = Store.open(ctx.paths, "DEVICE-B")  # `covey ask` in a terminal, or a peer
+        try:
+            other.add_message(conv, "user", "asked elsewhere\n\nwith\n\nseveral lines")  # type: ignore[arg-type]
+        finally:
+            other.close()
+        await wait_until(pilot, lambda: texts(app)[-1:] == ["asked elsewhere\n\nwith\n\nseveral lines"])
+        await wait_until(pilot, lambda: box.max_scroll_y > bottom
+                         and box.scroll_offset.y == box.max_scroll_y)
+
+
+@pytest.mark.asyncio
 async def test_slash_commands(ctx) -> None:  # type: ignore[no-untyped-def]
     app = CoveyApp(ctx)
     async with app.run_test() as pilot:

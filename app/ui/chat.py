@@ -101,6 +101,8 @@ class ChatPane(Vertical):
     def show(self, keep_place: bool = True) -> None:
         """Render the open thread; with keep_place, update it in place (scroll untouched)."""
         box = self.query_one("#messages", VerticalScroll)
+        # What arrives while the reader is at the bottom is followed (scrolled up: kept still).
+        follow = keep_place and box.scroll_offset.y >= box.max_scroll_y - 2
         conv = self._conversation()
         if conv is None:
             box.remove_children()
@@ -130,7 +132,7 @@ class ChatPane(Vertical):
             else:
                 box.mount(MessageView(message, branch, self._names))
         system_line(box, conv.system_prompt, conv.model)
-        if not keep_place:
+        if not keep_place or follow:
             box.scroll_end(animate=False)
 
     def _view(self, message_id: str) -> MessageView | None:
