@@ -36,9 +36,6 @@ LEASE_SECONDS = 4.0  # an attempt that shows no sign of life for this long may b
 RENEW_EVERY = 1.0
 COMMIT_EVERY_SECONDS = 0.03  # a requester that watches the store only: commit often
 COMMIT_EVERY_PIECES = 2
-# A requester that hears each piece live: the store only has to keep what was generated (a
-# crash loses at most this much) and show other devices the answer growing, now and then.
-LIVE_EVERY_PIECES, LIVE_EVERY_SECONDS = 32, 1.0
 
 
 @dataclass(frozen=True)
@@ -171,12 +168,11 @@ class AttemptRunner:
         requester = job.requested_by if job is not None else ""
         live = self.live if self.live is not None and self.live.reaches(requester) else None
         heard = (on_piece is not None if heard_here is None else heard_here) or live is not None
-        batches = Batches(commit, LIVE_EVERY_PIECES, LIVE_EVERY_SECONDS) if live is not None \
-            else Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
+        batches = Batches(commit, EVERY_PIECES, EVERY_SECONDS) if heard \
             else Batches(commit, COMMIT_EVERY_PIECES, COMMIT_EVERY_SECONDS)
         offset = 0
         # A cancel or a take-over is noticed at the next piece after it reaches this store,
-        # not at the next commit (a second apart when the requester hears pieces live).
+        # not at the next commit (a quarter of a second apart when the requester hears it).
         changed = threading.Event()
         unsubscribe = self.store.subscribe(
             lambda event: changed.set() if event.doc_id == ref.conversation_id else None)

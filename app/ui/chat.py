@@ -40,6 +40,7 @@ class ChatPane(Vertical):
 
         answer_id: str
         text: str  # "" = the store has news: show it
+        restart: bool = False  # the answer starts over (a take-over): what was shown goes
 
     @dataclass
     class Opened(UIMessage):
@@ -57,7 +58,7 @@ class ChatPane(Vertical):
         self.generating = False
         self.idle = threading.Event()  # no generation thread is running
         self.idle.set()
-        self._pending: dict[str, list[str]] = {}
+        self._pending: dict[str, list[ChatPane.Piece]] = {}
         self._flush_scheduled = False
         self._names: dict[str, str] = {}
         self.next_model: str | None = None  # chosen (/model) before the conversation exists
@@ -255,11 +256,13 @@ class ChatPane(Vertical):
                                           "is queued and runs when one appears.")
 
         def piece(text: str) -> None:
-            # A job's text arrives through the store (written by the device that runs it, or by
-            # this one after a takeover): a piece then only says "look again".
-            self._post_piece(answer_id, "" if handed else text)
+            # As generated: by this device's model, or live from the device that runs the job
+            # (what continues the attempt shown; the store, the same, catches up behind).
+            self._post_piece(answer_id, text)
 
         def notice(text: str) -> None:
+            if handed and answer_id:  # (a handed answer's notes: it starts over, elsewhere)
+                self.post_message(self.Piece(answer_id, "", restart=True))
             self.app.call_from_thread(self.notify, text, severity="warning")
 
         question = asking.Question(prompt or "", self.conversation_id, named=self.model_name(),
@@ -300,7 +303,7 @@ class ChatPane(Vertical):
 
     @on(Piece)
     def _piece(self, message: Piece) -> None:
-        self._pending.setdefault(message.answer_id, []).append(message.text)
+        self._pending.setdefault(message.answer_id, []).append(message)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.set_timer(0.05, self._flush_pieces)
@@ -313,8 +316,16 @@ class ChatPane(Vertical):
         from_store = False
         for answer_id, pieces in pending.items():
             view = self._view(answer_id)
-            text = "".join(pieces)
-            from_store = from_store or "" in pieces
+            text = ""
+            for piece in pieces:
+                if piece.restart:
+                    text = ""
+                    if view is not None:
+                        view.restart()
+                elif piece.text:
+                    text += piece.text
+                else:
+                    from_store = True
             if view is not None and text:
                 view.append(text)
         if from_store:

@@ -110,6 +110,11 @@ class MessageView(Vertical, can_focus=True):
         self.message = replace(self.message, text=self.message.text + piece)
         self.query_one(Markdown).update(keep_line_breaks(self.message.text))
 
+    def restart(self) -> None:
+        """The answer starts over (another attempt): what was shown of it goes."""
+        self.message = replace(self.message, text="")
+        self.query_one(Markdown).update("…")
+
     def show(self, message: Message, branch: tuple[int, int]) -> None:
         """Bring the view up to date without rebuilding it (keeps scroll and focus)."""
         # While streaming, the screen may be ahead of the store: never step back.
