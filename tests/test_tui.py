@@ -209,7 +209,13 @@ async def test_what_arrives_from_elsewhere_is_followed_when_the_user_is_at_the_b
             await ask(pilot, f"line {i}\n\nmore\n\nand more")
         conv = app.conversation_id
         box = app.query_one("#messages")
-        await wait_until(pilot, lambda: box.max_scroll_y > 0 and box.scroll_offset.y == box.max_scroll_y)
+        await wait_until(pilot, lambda: not app.generating)
+
+        def at_the_bottom() -> bool:  # (the reader is there: scrolled to the end, and it stays)
+            box.scroll_end(animate=False)
+            return box.max_scroll_y > 0 and box.scroll_offset.y == box.max_scroll_y
+
+        await wait_until(pilot, at_the_bottom)
         bottom = box.max_scroll_y
         other = Store.open(ctx.paths, "DEVICE-B")  # `covey ask` in a terminal, or a peer
         try:
