@@ -135,6 +135,20 @@ class ChatPane(Vertical):
         system_line(box, conv.system_prompt, conv.model)
         if not keep_place or follow:
             box.scroll_end(animate=False)
+        if follow:
+            self._keep_following(box)
+
+    def _keep_following(self, box: VerticalScroll) -> None:
+        """Scroll to the end again while late layout grows the thread (a message's Markdown is
+        laid out after it is mounted), unless the reader scrolls up meanwhile."""
+        start = box.scroll_offset.y
+
+        def again() -> None:
+            if box.scroll_offset.y >= start:
+                box.scroll_end(animate=False)
+
+        for delay in (0.1, 0.3, 1.0, 3.0):
+            self.set_timer(delay, again)
 
     def _view(self, message_id: str) -> MessageView | None:
         return next((v for v in self.query(MessageView) if v.message.id == message_id), None)
