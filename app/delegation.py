@@ -28,7 +28,7 @@ from models.base import ChatModel, GenerationParams
 from sync import jobs
 from sync.jobs import Superseded
 from sync.live import LivePiece, Publisher
-from sync.store import Store
+from sync.store import Store, StoreEvent
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +155,16 @@ class AttemptRunner:
         cancel = threading.Event()
         last_renew = time.monotonic()
 
+        committing = threading.Event()  # (this runner's own commits are no news to it)
+
         def commit(text: str) -> None:  # (renewing the lease about once a second)
             nonlocal last_renew
             renew = time.monotonic() - last_renew >= RENEW_EVERY
-            self._commit(ref, aid, text, renew=renew)
+            committing.set()
+            try:
+                self._commit(ref, aid, text, renew=renew)
+            finally:
+                committing.clear()
             last_renew = time.monotonic() if renew else last_renew
 
         # Whoever asked hears each piece at once — in this process (the API, a take-over), or
@@ -174,8 +180,15 @@ class AttemptRunner:
         # A cancel or a take-over is noticed at the next piece after it reaches this store,
         # not at the next commit (a quarter of a second apart when the requester hears it).
         changed = threading.Event()
-        unsubscribe = self.store.subscribe(
-            lambda event: changed.set() if event.doc_id == ref.conversation_id else None)
+        runner = threading.get_ident()
+
+        def on_event(event: StoreEvent) -> None:
+            # (a store event is emitted on the thread that wrote, as its write returns)
+            if event.doc_id == ref.conversation_id and not (
+                    committing.is_set() and threading.get_ident() == runner):
+                changed.set()
+
+        unsubscribe = self.store.subscribe(on_event)
         try:
             messages = pipeline.build_prompt(conv.thread(prompt_id), conv.system_prompt,
                                              self.model, params)

@@ -159,8 +159,11 @@ class Fanout:
 
     def send(self, piece: LivePiece) -> int:
         """Send `piece` to every watcher; returns how many took it."""
+        watchers = self._list()
+        if not watchers:
+            return 0
         data, sent = encode(piece), 0
-        for entry, address in self._list():
+        for entry, address in watchers:
             try:
                 self._sock.sendto(data, address)
                 sent += 1
