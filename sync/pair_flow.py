@@ -165,6 +165,9 @@ async def async_serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         log.warning("pairing attempt from %s failed: %s", address, exc)
         return None
     except (TimeoutError, ConnectionError):
+        # Cut at once: a graceful TLS close would wait (up to 30 s) for a stranger that
+        # trickles bytes and never answers the close.
+        writer.transport.abort()
         await _async_wrong_try(async_run, store, code, address)
         log.info("pairing attempt from %s broke off or ran out of time", address)
         return None
